@@ -1,0 +1,19 @@
+"""App config: discover admin modules, keep panel permissions in step, add checks."""
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class AdminSiteConfig(AppConfig):
+    name = "admin_site"
+    verbose_name = "Console panels"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.utils.module_loading import autodiscover_modules
+
+        from admin_site import checks  # noqa: F401  (registers the checks)
+        from admin_site.permissions import sync_panels
+
+        autodiscover_modules("admin")
+        post_migrate.connect(sync_panels, sender=self)

@@ -1,0 +1,77 @@
+"""Build ``DATABASES`` from the console's panel configuration and the environment.
+
+Imported by settings modules, so it must not import models or touch
+``django.conf.settings``.  Each panel alias reads one variable,
+``CONSOLE_DB_<ALIAS>``, holding a database URL parsed by dj-database-url; when
+it is unset the alias gets the embedded default, a SQLite file under ``var/``.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+#: Hosts for which TLS is pointless and costly (PyMySQL builds a TLS context
+#: on every connect): traffic never leaves the machine.
+LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+
+#: How long a MySQL connection is kept between requests; health checks make
+#: a connection the server dropped reconnect instead of failing the request.
+CONN_MAX_AGE = 300
+
+
+def env_var(alias):
+    """The environment variable that holds ``alias``'s database URL."""
+    return f"CONSOLE_DB_{alias.upper()}"
+
+
+def database_settings(panels, var_dir, environ=os.environ):
+    """Return a ``DATABASES`` dict: an empty ``default`` plus one entry per panel.
+
+    ``default`` stays empty on purpose: a query that no router answers then
+    fails loudly (``ImproperlyConfigured``) instead of landing somewhere.
+    """
+    databases = {"default": {}}
+    for alias in panels:
+        url = environ.get(env_var(alias), "").strip()
+        if url:
+            config = dj_database_url.parse(url)
+        else:
+            path = Path(var_dir) / f"{alias}.sqlite3"
+            config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
+        databases[alias] = _tune(config)
+    return databases
+
+
+def _tune(config):
+    """Apply the console's per-engine defaults to one parsed database entry."""
+    config = dict(config)
+    # Every alias is independent: no alias waits for `default` in tests.
+    config.setdefault("TEST", {})["DEPENDENCIES"] = []
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.mysql":
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("charset", "utf8mb4")
+        options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
+        if config.get("HOST", "") in LOCAL_HOSTS and not any(k.startswith("ssl") for k in options):
+            options["ssl_disabled"] = True
+        config["CONN_MAX_AGE"] = CONN_MAX_AGE
+        config["CONN_HEALTH_CHECKS"] = True
+        config["TEST"].setdefault("CHARSET", "utf8mb4")
+        config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
+    elif engine == "django.db.backends.sqlite3":
+        # WAL lets the dev server read while a command writes; the busy
+        # timeout turns "database is locked" into a short wait.
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("timeout", 20)
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+    return config
+
+
+def panel_apps(panels):
+    """Map each app label to the aliases that hold it, in configuration order."""
+    holders = {}
+    for alias, panel in panels.items():
+        for app_label in panel["apps"]:
+            holders.setdefault(app_label, []).append(alias)
+    return holders

@@ -1,0 +1,164 @@
+"""ModelAdmin and inline bases that keep every admin path on the panel's database.
+
+The site already pins its alias around each request; these bases bind the
+same paths explicitly as well, hook by hook, so a ModelAdmin is correct even
+when called outside a pinned request.  Each override names the leak it closes
+(numbers refer to ``shared/notes/multidb-admin.md``).
+"""
+
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import csrf_protect_m
+from django.db import transaction
+
+from admin_site.filters import bind_list_filter
+from admin_site.pinning import using_database
+
+
+def bind_form(form_class, alias):
+    """Subclass ``form_class`` so model validation runs with ``alias`` pinned.
+
+    ``_post_clean`` covers FK assignment (allow_relation, #8), field and FK
+    validation (#7) and unique/date checks (#6); ``is_valid`` also covers the
+    inline DELETE check's collector (#5).
+    """
+    if getattr(form_class, "bound_database", None) == alias:
+        return form_class
+
+    class DatabaseBoundForm(form_class):
+        bound_database = alias
+
+        def _post_clean(self):
+            with using_database(alias):
+                super()._post_clean()
+
+        def is_valid(self):
+            with using_database(alias):
+                return super().is_valid()
+
+    DatabaseBoundForm.__name__ = form_class.__name__
+    DatabaseBoundForm.__qualname__ = form_class.__qualname__
+    return DatabaseBoundForm
+
+
+class DatabaseBoundMixin:
+    """What ModelAdmin and inlines share: queryset, form fields and forms on the alias."""
+
+    @property
+    def alias(self):
+        return self.admin_site.alias
+
+    def get_queryset(self, request):
+        """Changelist, object lookup, inline rows and autocomplete read the panel's alias."""
+        return super().get_queryset(request).using(self.alias)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Select/raw-id/autocomplete choices from the panel's alias."""
+        return super().formfield_for_foreignkey(db_field, request, using=self.alias, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        """M2M choices from the panel's alias."""
+        return super().formfield_for_manytomany(db_field, request, using=self.alias, **kwargs)
+
+
+class DatabaseAdminMixin(DatabaseBoundMixin):
+    """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``)."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return bind_form(super().get_form(request, obj, change, **kwargs), self.alias)
+
+    def get_changelist_form(self, request, **kwargs):
+        return bind_form(super().get_changelist_form(request, **kwargs), self.alias)
+
+    def get_list_filter(self, request):
+        """Related and all-values filters build their choices on the alias (#1-#3)."""
+        return [bind_list_filter(self.model, entry) for entry in super().get_list_filter(request)]
+
+    def save_model(self, request, obj, form, change):
+        obj.save(using=self.alias)
+
+    def delete_model(self, request, obj):
+        obj.delete(using=self.alias)
+
+    def delete_queryset(self, request, queryset):
+        queryset.using(self.alias).delete()
+
+    def save_formset(self, request, form, formset, change):
+        """Inline rows: ``formset.save()`` saves and deletes through the router (#10)."""
+        for obj in formset.save(commit=False):
+            obj.save(using=self.alias)
+        for obj in formset.deleted_objects:
+            obj.delete(using=self.alias)
+        formset.save_m2m()
+
+    def get_deleted_objects(self, objs, request):
+        """The delete collector is built on ``router.db_for_write`` (#5)."""
+        with using_database(self.alias):
+            return super().get_deleted_objects(objs, request)
+
+    @csrf_protect_m
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """Open the transaction on the alias, not on the router's choice (#4)."""
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return self._changeform_view(request, object_id, form_url, extra_context)
+        with transaction.atomic(using=self.alias):
+            return self._changeform_view(request, object_id, form_url, extra_context)
+
+    @csrf_protect_m
+    def delete_view(self, request, object_id, extra_context=None):
+        """Open the transaction on the alias, not on the router's choice (#4)."""
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return self._delete_view(request, object_id, extra_context)
+        with transaction.atomic(using=self.alias):
+            return self._delete_view(request, object_id, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        """list_editable saves inside ``atomic(router.db_for_write(model))`` (#4)."""
+        if request.method == "POST" and "_save" in request.POST:
+            with using_database(self.alias), transaction.atomic(using=self.alias):
+                return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)
+
+    # History (#11): LogEntry has no database column; PanelLogEntry records it.
+
+    def log_addition(self, request, obj, message):
+        entry = super().log_addition(request, obj, message)
+        self.admin_site.tag_log_entries([entry])
+        return entry
+
+    def log_change(self, request, obj, message):
+        entry = super().log_change(request, obj, message)
+        self.admin_site.tag_log_entries([entry])
+        return entry
+
+    def log_deletions(self, request, queryset):
+        entries = super().log_deletions(request, queryset)
+        self.admin_site.tag_log_entries(entries)
+        return entries
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        """The history view paginates every database's entries: keep this panel's."""
+        if queryset.model is LogEntry:
+            queryset = self.admin_site.log_entries_for(queryset)
+        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+
+
+class DatabaseModelAdmin(DatabaseAdminMixin, admin.ModelAdmin):
+    """The ModelAdmin every console panel registers."""
+
+
+class DatabaseInlineMixin(DatabaseBoundMixin):
+    """Inline rows, their choices and their DELETE check on the panel's alias."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = bind_form(formset.form, self.alias)
+        return formset
+
+
+class DatabaseTabularInline(DatabaseInlineMixin, admin.TabularInline):
+    pass
+
+
+class DatabaseStackedInline(DatabaseInlineMixin, admin.StackedInline):
+    pass

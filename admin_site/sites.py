@@ -1,0 +1,93 @@
+"""``DatabaseAdminSite``: an admin panel bound to one database alias.
+
+The site pins its alias around every view (``admin_site.pinning``), shows the
+database on every page, admits only users with the panel's access permission
+and keeps its own history.  ``all_sites()`` builds one per configured alias.
+"""
+
+from functools import cache
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+
+from admin_site.models import PanelLogEntry
+from admin_site.permissions import can_enter
+from admin_site.pinning import pin_view
+from admin_site.registry import registered
+
+
+class DatabaseAdminSite(admin.AdminSite):
+    """An AdminSite whose requests read and write only ``alias``."""
+
+    index_template = "admin_site/index.html"
+    #: Tests turn this off to prove the ModelAdmin bases bind every path alone.
+    pin_requests = True
+
+    def __init__(self, alias, title=None, colour="#417690", name=None):
+        super().__init__(name=name or alias)
+        self.alias = alias
+        self.title = title or alias
+        self.colour = colour
+        self.site_header = f"Data Console · {self.title}"
+        self.site_title = f"{self.title} ({alias})"
+        self.index_title = f"{self.title} — database “{alias}”"
+        self.site_url = "/"
+
+    def has_permission(self, request):
+        return can_enter(request.user, self.alias)
+
+    def admin_view(self, view, cacheable=False):
+        return super().admin_view(self.pin(view), cacheable)
+
+    def pin(self, view):
+        """Run ``view`` with this site's alias pinned (see ``pinning.pin_view``)."""
+        pinned = pin_view(view, self.alias)
+
+        def maybe_pinned(request, *args, **kwargs):
+            return (pinned if self.pin_requests else view)(request, *args, **kwargs)
+
+        return maybe_pinned
+
+    def get_urls(self):
+        urls = super().get_urls()
+        # login is the one view admin_view() does not wrap.
+        urls.insert(0, path("login/", self.pin(self.login), name="login"))
+        return urls
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        context.update(panel_alias=self.alias, panel_title=self.title, panel_colour=self.colour)
+        return context
+
+    def get_log_entries(self, request):
+        """Recent actions of this database only (LogEntry itself has no database column)."""
+        return super().get_log_entries(request).filter(panel__database=self.alias)
+
+    def log_entries_for(self, queryset):
+        """Restrict a LogEntry queryset to this panel's database."""
+        return queryset.filter(panel__database=self.alias)
+
+    def tag_log_entries(self, entries):
+        """Record that ``entries`` (LogEntry objects just written) belong to this database."""
+        PanelLogEntry.objects.bulk_create(
+            [PanelLogEntry(entry=entry, database=self.alias) for entry in entries if entry is not None]
+        )
+
+
+def build_sites(panels):
+    """One DatabaseAdminSite per alias, with every registered admin its apps need."""
+    sites = {}
+    for alias, panel in panels.items():
+        site = DatabaseAdminSite(alias, title=panel.get("title"), colour=panel.get("colour", "#417690"))
+        for model, admin_class in registered():
+            if model._meta.concrete_model._meta.app_label in panel["apps"]:
+                site.register(model, admin_class)
+        sites[alias] = site
+    return sites
+
+
+@cache
+def all_sites():
+    """The console's panels, built once from ``settings.CONSOLE_DATABASES``."""
+    return build_sites(settings.CONSOLE_DATABASES)

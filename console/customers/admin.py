@@ -1,0 +1,112 @@
+"""The customers panel: customers with addresses and tags, orders with lines, proxies."""
+
+from django.contrib import admin, messages
+from django.db.models import F
+from django.utils import timezone
+
+import admin_site
+from admin_site.options import DatabaseModelAdmin, DatabaseTabularInline
+from console.customers.models import (
+    ActiveCustomer,
+    Address,
+    BusinessCustomer,
+    Customer,
+    Order,
+    OrderLine,
+    Tag,
+    VipCustomer,
+)
+
+
+class AddressInline(DatabaseTabularInline):
+    model = Address
+    extra = 0
+
+
+class OrderInline(DatabaseTabularInline):
+    model = Order
+    extra = 0
+    fields = ["number", "status", "placed_on", "total"]
+    readonly_fields = ["total"]
+    show_change_link = True
+
+
+@admin_site.register(Customer)
+class CustomerAdmin(DatabaseModelAdmin):
+    list_display = ["name", "email", "country", "status", "tier", "order_count", "lifetime_value", "contact_count"]
+    list_filter = ["status", "tier", "country", "tags", ("addresses__city", admin.AllValuesFieldListFilter)]
+    search_fields = ["name", "email"]
+    date_hierarchy = "created_at"
+    filter_horizontal = ["tags"]
+    readonly_fields = ["reference", "order_count", "lifetime_value", "contact_count", "last_contacted_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "email", "phone", "country"]}),
+        ("Relationship", {"fields": ["status", "tier", "tags", "notes"]}),
+        (
+            "Figures",
+            {
+                "classes": ["collapse"],
+                "fields": ["reference", "order_count", "lifetime_value", "contact_count", "last_contacted_at", "created_at"],
+            },
+        ),
+    ]
+    inlines = [AddressInline, OrderInline]
+    actions = ["record_contact"]
+    list_per_page = 50
+
+    @admin.action(description="Record a contact with the selected customers", permissions=["change"])
+    def record_contact(self, request, queryset):
+        """F() increments in the database: two staff recording at once both count."""
+        updated = queryset.update(contact_count=F("contact_count") + 1, last_contacted_at=timezone.now())
+        self.message_user(request, f"Recorded a contact with {updated} customer(s).", messages.SUCCESS)
+
+
+@admin_site.register(ActiveCustomer)
+class ActiveCustomerAdmin(CustomerAdmin):
+    list_filter = ["tier", "country"]
+
+
+@admin_site.register(VipCustomer)
+class VipCustomerAdmin(CustomerAdmin):
+    list_display = ["name", "email", "lifetime_value", "order_count", "country", "status"]
+    list_filter = ["status", "country"]
+
+
+@admin_site.register(BusinessCustomer)
+class BusinessCustomerAdmin(CustomerAdmin):
+    list_display = ["company_name", "name", "email", "vat_number", "employees", "country", "status"]
+    search_fields = ["company_name", "name", "email", "vat_number"]
+    fieldsets = [("Company", {"fields": ["company_name", "vat_number", "employees"]}), *CustomerAdmin.fieldsets]
+
+
+class OrderLineInline(DatabaseTabularInline):
+    model = OrderLine
+    extra = 1
+
+
+@admin_site.register(Order)
+class OrderAdmin(DatabaseModelAdmin):
+    list_display = ["number", "customer", "status", "placed_on", "total"]
+    list_filter = ["status", ("customer", admin.RelatedOnlyFieldListFilter), "customer__country"]
+    list_select_related = ["customer"]
+    search_fields = ["number", "customer__email"]
+    date_hierarchy = "placed_on"
+    raw_id_fields = ["customer"]
+    readonly_fields = ["total"]
+    inlines = [OrderLineInline]
+
+
+@admin_site.register(Address)
+class AddressAdmin(DatabaseModelAdmin):
+    list_display = ["line1", "city", "postcode", "country", "kind", "customer"]
+    list_filter = ["kind", "country", "customer"]
+    list_select_related = ["customer"]
+    search_fields = ["line1", "city", "postcode"]
+    autocomplete_fields = ["customer"]
+    list_editable = ["kind"]
+
+
+@admin_site.register(Tag)
+class TagAdmin(DatabaseModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]

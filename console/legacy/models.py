@@ -1,0 +1,1 @@
+"""Legacy tables (placeholder until inspectdb models land)."""

@@ -1,0 +1,110 @@
+"""Settings for the Data Console.
+
+Databases come from the environment (``CONSOLE_DB_<ALIAS>`` URLs, see
+``admin_site.conf``); unset, each alias is an embedded SQLite file under
+``var/``.  To add a database, add an entry to ``CONSOLE_DATABASES`` in a settings
+module that imports this one, then rebuild ``DATABASES`` from it.
+"""
+
+import os
+from pathlib import Path
+
+from admin_site.conf import database_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var"))
+
+# Development defaults; console.settings_production refuses to start without real ones.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-do-not-deploy")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+
+#: One panel per alias: its title, banner colour and the apps whose tables it holds.
+#: The first alias that lists an app is that app's home; the alias holding
+#: auth/contenttypes/sessions/admin is the console's own (logins, history).
+CONSOLE_DATABASES = {
+    "users": {
+        "title": "User data",
+        "colour": "#1d4ed8",
+        "apps": ["auth", "contenttypes", "sessions", "admin", "admin_site", "profiles"],
+    },
+    "customers": {
+        "title": "Customer data",
+        "colour": "#047857",
+        "apps": ["customers"],
+    },
+    "legacy": {
+        "title": "Legacy system",
+        "colour": "#b45309",
+        "apps": ["legacy"],
+    },
+}
+
+DATABASES = database_settings(CONSOLE_DATABASES, VAR_DIR)
+DATABASE_ROUTERS = ["routers.PanelRouter"]
+
+INSTALLED_APPS = [
+    "admin_site",  # first: its templates override the admin's
+    "django.contrib.admin.apps.SimpleAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "console.profiles",
+    "console.customers",
+    "console.legacy",
+    "console.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

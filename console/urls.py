@@ -1,0 +1,9 @@
+"""URLs: the console home at ``/`` and one admin panel per database at ``/<alias>/``."""
+
+from django.urls import path
+
+from admin_site.sites import all_sites
+from admin_site.views import home
+
+urlpatterns = [path("", home, name="console-home")]
+urlpatterns += [path(f"{alias}/", site.urls) for alias, site in all_sites().items()]

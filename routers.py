@@ -1,0 +1,56 @@
+"""The console's database router: where apps live, migrate and are queried.
+
+Configuration is ``settings.CONSOLE_DATABASES``: each alias lists the apps it
+holds.  An app's *home* is the first alias that holds it; an app held by
+several aliases (an archive copy of ``customers``) is queried on whichever of
+them the running code pinned (``admin_site.pinning``).  Pure: reads settings
+and hints, imports no models.
+"""
+
+from django.conf import settings
+
+from admin_site.conf import panel_apps
+from admin_site.pinning import pinned_database
+
+
+def app_label_of(model):
+    """Route proxies by their concrete model: a proxy may live in another app."""
+    return model._meta.concrete_model._meta.app_label
+
+
+class PanelRouter:
+    """Pinned alias first, then the instance's database, then the app's home."""
+
+    _panels = _holders = None
+
+    @property
+    def holders(self):
+        """App label -> aliases; recomputed only when the setting object changes."""
+        panels = settings.CONSOLE_DATABASES
+        if panels is not self._panels:
+            self._panels, self._holders = panels, panel_apps(panels)
+        return self._holders
+
+    def db_for_read(self, model, **hints):
+        aliases = self.holders.get(app_label_of(model))
+        if not aliases:
+            # Unconfigured app: fall through to the empty `default`, which
+            # raises ImproperlyConfigured; the `console.E001` check names it.
+            return None
+        pinned = pinned_database()
+        if pinned in aliases:
+            return pinned
+        instance = hints.get("instance")
+        if instance is not None and instance._state.db in aliases:
+            return instance._state.db
+        return aliases[0]
+
+    db_for_write = db_for_read
+
+    def allow_relation(self, obj1, obj2, **hints):
+        """Relations only within one database: there are no cross-database joins."""
+        return obj1._state.db == obj2._state.db
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        """An app's tables exist exactly in the aliases configured to hold it."""
+        return db in self.holders.get(app_label, ())
