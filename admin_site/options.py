@@ -65,7 +65,7 @@ class DatabaseAdminMixin(DatabaseBoundMixin):
     """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``)."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        return bind_form(super().get_form(request, obj, change, **kwargs), self.alias)
+        return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)
 
     def get_changelist_form(self, request, **kwargs):
         return bind_form(super().get_changelist_form(request, **kwargs), self.alias)

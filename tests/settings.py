@@ -29,7 +29,9 @@ def _alias_url(url, alias):
     return urlunsplit(parts._replace(path=f"/{TEST_DB_PREFIX}_{alias}"))
 
 
-_environ = {env_var(alias): _alias_url(TEST_DATABASE_URL, alias) for alias in CONSOLE_DATABASES} if TEST_DATABASE_URL else {}
+_environ = (
+    {env_var(alias): _alias_url(TEST_DATABASE_URL, alias) for alias in CONSOLE_DATABASES} if TEST_DATABASE_URL else {}
+)
 DATABASES = database_settings(CONSOLE_DATABASES, tempfile.gettempdir(), _environ)
 if TEST_DATABASE_URL:
     for _alias in CONSOLE_DATABASES:

@@ -1,7 +1,12 @@
 """The customers panel: customers with addresses and tags, orders with lines, proxies."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import F
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 
 import admin_site
@@ -46,13 +51,45 @@ class CustomerAdmin(DatabaseModelAdmin):
             "Figures",
             {
                 "classes": ["collapse"],
-                "fields": ["reference", "order_count", "lifetime_value", "contact_count", "last_contacted_at", "created_at"],
+                "fields": [
+                    "reference",
+                    "order_count",
+                    "lifetime_value",
+                    "contact_count",
+                    "last_contacted_at",
+                    "created_at",
+                ],
             },
         ),
     ]
     inlines = [AddressInline, OrderInline]
     actions = ["record_contact"]
     list_per_page = 50
+
+    def get_urls(self):
+        card = path(
+            "<path:object_id>/card/",
+            self.admin_site.admin_view(self.card_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_card",
+        )
+        return [card, *super().get_urls()]
+
+    def card_view(self, request, object_id):
+        """A printable one-page summary: the target of "View on site"."""
+        customer = self.get_object(request, unquote(object_id))
+        if customer is None:
+            raise Http404("No such customer in this database.")
+        if not self.has_view_or_change_permission(request, customer):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": str(customer),
+            "customer": customer,
+            "addresses": customer.addresses.all(),
+            "orders": customer.orders.all()[:20],
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "customers/card.html", context)
 
     @admin.action(description="Record a contact with the selected customers", permissions=["change"])
     def record_contact(self, request, queryset):
@@ -108,5 +145,6 @@ class AddressAdmin(DatabaseModelAdmin):
 
 @admin_site.register(Tag)
 class TagAdmin(DatabaseModelAdmin):
-    list_display = ["name", "created_at"]
+    list_display = ["id", "name", "created_at"]
+    list_editable = ["name"]
     search_fields = ["name"]

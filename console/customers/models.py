@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.urls import reverse
 
 
 class Timestamped(models.Model):
@@ -46,9 +47,7 @@ class Customer(Timestamped):
         VIP = "vip", "VIP"
 
     name = models.CharField(max_length=200)
-    email = models.EmailField(
-        unique=True, help_text="Stored in lower case; two customers can never share an address."
-    )
+    email = models.EmailField(unique=True, help_text="Stored in lower case; two customers can never share an address.")
     phone = models.CharField(
         max_length=32,
         blank=True,
@@ -57,7 +56,7 @@ class Customer(Timestamped):
     country = models.CharField(
         max_length=2,
         db_index=True,
-        validators=[RegexValidator(r"^[A-Z]{2}$", "Use the two-letter ISO 3166 code in capitals, e.g. DE.")],
+        validators=[RegexValidator(r"^[A-Za-z]{2}$", "Use the two-letter ISO 3166 code, e.g. DE.")],
         help_text="ISO 3166-1 alpha-2 code, e.g. DE, FR, US.",
     )
     status = models.CharField(max_length=16, choices=Status, default=Status.LEAD, db_default=Status.LEAD)
@@ -79,6 +78,10 @@ class Customer(Timestamped):
 
     def __str__(self):
         return f"{self.name} <{self.email}>"
+
+    def get_absolute_url(self):
+        """The customer's card in the panel of the database this row came from."""
+        return reverse("admin:customers_customer_card", args=[self.pk], current_app=self._state.db)
 
     def clean(self):
         # Normalise before validate_unique runs, so "Ann@X.com" meets "ann@x.com".
@@ -134,7 +137,9 @@ class BusinessCustomer(Customer):
         unique=True,
         null=True,
         blank=True,
-        validators=[RegexValidator(r"^[A-Z]{2}[0-9A-Z]{2,18}$", "A VAT number starts with the country code, e.g. DE123456789.")],
+        validators=[
+            RegexValidator(r"^[A-Z]{2}[0-9A-Z]{2,18}$", "A VAT number starts with the country code, e.g. DE123456789.")
+        ],
     )
     employees = models.PositiveIntegerField(null=True, blank=True)
 
@@ -201,4 +206,3 @@ class OrderLine(models.Model):
     @property
     def amount(self):
         return (self.quantity or 0) * (self.unit_price or Decimal("0"))
-

@@ -38,9 +38,7 @@ def refresh_order_total(order_id, using):
 def refresh_customer_totals(customer_id, using):
     """Recompute order count and lifetime value in one UPDATE (no read-modify-write race)."""
     orders = (
-        Order.objects.using(using)
-        .filter(~Q(status=Order.Status.CANCELLED), customer=OuterRef("pk"))
-        .values("customer")
+        Order.objects.using(using).filter(~Q(status=Order.Status.CANCELLED), customer=OuterRef("pk")).values("customer")
     )
     Customer.objects.using(using).filter(pk=customer_id).update(
         order_count=Coalesce(Subquery(orders.annotate(n=Count("pk")).values("n")), 0),

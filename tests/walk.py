@@ -1,0 +1,203 @@
+"""Drive every admin path of a panel the way staff would, watching every database.
+
+``PanelWalker`` visits, for each registered model: the changelist, every list
+filter choice, search, date hierarchy drill-down, raw-id popups, autocomplete
+JSON, the add and change forms, history, delete confirmation and view on
+site; ``walk_change_forms`` posts each change form back as a browser would.
+"""
+
+import types
+
+from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
+from django.urls import include, path, reverse
+
+from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
+from admin_site.sites import DatabaseAdminSite, all_sites
+from tests.conftest import seed_customers, seed_users
+from tests.utils import admin_url, capture_queries, form_data
+
+
+def seed_panel(panel):
+    """Rows for every model the panel shows."""
+    if panel == "users":
+        return seed_users()
+    if panel == "legacy":
+        return {}
+    return seed_customers(panel)
+
+
+class PanelWalker:
+    def __init__(self, client, site, site_views=True, strict=True):
+        self.client = client
+        self.site = site
+        self.panel = site.alias
+        self.site_views = site_views  # view-on-site is the site pin's job, not the bases'
+        self.strict = strict
+        self.leaks = []
+        self.visited = 0
+
+    # -- requests ---------------------------------------------------------
+
+    def request(self, method, url, data=None, **kwargs):
+        with capture_queries() as log:
+            response = getattr(self.client, method)(url, data, **kwargs)
+        self.visited += 1
+        self.leaks += [(url, alias, sql) for alias, sql in log.leaks_from(self.panel)]
+        if self.strict:
+            assert response.status_code < 500, f"{method.upper()} {url} -> {response.status_code}"
+        return response
+
+    def get(self, url, data=None, **kwargs):
+        response = self.request("get", url, data, **kwargs)
+        if self.strict and not kwargs.get("follow"):
+            assert response.status_code in (200, 302), f"GET {url} -> {response.status_code}"
+        return response
+
+    def post(self, url, data=None, **kwargs):
+        return self.request("post", url, data, **kwargs)
+
+    def assert_no_leaks(self):
+        report = "\n".join(f"{url}\n    [{alias}] {sql[:300]}" for url, alias, sql in self.leaks[:20])
+        assert not self.leaks, f"{len(self.leaks)} queries left the '{self.panel}' panel's database:\n{report}"
+
+    # -- walks --------------------------------------------------------------
+
+    def registered(self):
+        return list(self.site._registry.items())
+
+    def walk_reads(self):
+        self.get(reverse(f"{self.site.name}:index"))
+        for model, model_admin in self.registered():
+            self.walk_changelist(model, model_admin)
+            obj = model._default_manager.using(self.panel).first()
+            if model_admin.has_add_permission(_request_for(self.client)):
+                self.get(self.url(model, "add"))
+            if obj is None:
+                continue
+            self.get(self.url(model, "change", obj.pk))
+            self.get(self.url(model, "history", obj.pk))
+            self.get(self.url(model, "delete", obj.pk))
+            if self.site_views and hasattr(obj, "get_absolute_url"):
+                ct = ContentType.objects.db_manager("users").get_for_model(model, for_concrete_model=False)
+                self.get(reverse(f"{self.site.name}:view_on_site", args=[ct.pk, obj.pk]))
+            for field_name in model_admin.autocomplete_fields:
+                query = {
+                    "app_label": model._meta.app_label,
+                    "model_name": model._meta.model_name,
+                    "field_name": field_name,
+                    "term": "a",
+                }
+                self.get(reverse(f"{self.site.name}:autocomplete"), query)
+
+    def walk_changelist(self, model, model_admin):
+        changelist = self.url(model, "changelist")
+        response = self.get(changelist)
+        cl = response.context["cl"] if self.strict else None
+        if cl is None:
+            return
+        for spec in cl.filter_specs:
+            for choice in spec.choices(cl):
+                self.get(changelist + choice["query_string"])
+        if model_admin.search_fields:
+            self.get(changelist, {"q": "a"})
+        if model_admin.date_hierarchy:
+            obj = cl.result_list[0] if cl.result_list else None
+            if obj is not None:
+                value = getattr(obj, model_admin.date_hierarchy)
+                self.get(changelist, {f"{model_admin.date_hierarchy}__year": value.year})
+                self.get(
+                    changelist,
+                    {
+                        f"{model_admin.date_hierarchy}__year": value.year,
+                        f"{model_admin.date_hierarchy}__month": value.month,
+                    },
+                )
+        for field_name in model_admin.raw_id_fields:
+            target = model._meta.get_field(field_name).related_model
+            self.get(self.url(target, "changelist"), {"_popup": "1", "_to_field": "id"})
+
+    def walk_change_forms(self):
+        """Post every change form back unchanged: validation, inlines and M2M saving."""
+        request = _request_for(self.client)
+        for model, model_admin in self.registered():
+            obj = model._default_manager.using(self.panel).first()
+            if obj is None or not model_admin.has_change_permission(request, obj):
+                continue
+            url = self.url(model, "change", obj.pk)
+            page = self.get(url)
+            data = form_data(page.content, f"{model._meta.model_name}_form")
+            response = self.post(url, data)
+            if self.strict:
+                errors = response.context and response.context.get("errors")
+                assert response.status_code == 302, f"POST {url} did not save: {errors}"
+
+    def walk_list_editable(self):
+        """Post every editable changelist back unchanged (list_editable validation and saving)."""
+        for model, model_admin in self.registered():
+            if not model_admin.list_editable or not model._default_manager.using(self.panel).exists():
+                continue
+            url = self.url(model, "changelist")
+            data = form_data(self.get(url).content, "changelist-form")
+            data.pop("action", None)
+            response = self.post(url, {**data, "_save": "Save"})
+            if self.strict:
+                assert response.status_code == 302, f"POST {url} did not save"
+
+    def url(self, model, view, *args):
+        return admin_url(self.site.name, model, view, *args)
+
+
+def _request_for(client):
+    """A request object carrying the logged-in user, for permission checks."""
+    from django.contrib.auth import get_user
+
+    request = types.SimpleNamespace(session=client.session)
+    return types.SimpleNamespace(user=get_user(request), method="GET", GET={}, POST={})
+
+
+# -- the request pin alone ---------------------------------------------------
+
+BINDING_MIXINS = (DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin)
+
+
+def unbind(admin_class):
+    """A subclass of ``admin_class`` whose database-binding overrides are all skipped.
+
+    Each hook the binding mixins define is replaced by the implementation
+    that comes after them in the MRO (Django's, or e.g. UserAdmin's).
+    """
+    mro = admin_class.__mro__
+    rest = [cls for cls in mro if cls not in BINDING_MIXINS and not _defined_by_console(cls)]
+    attrs = {}
+    for mixin in BINDING_MIXINS:
+        if mixin not in mro:
+            continue
+        for name in vars(mixin):
+            if name.startswith("__") or name == "alias":
+                continue
+            for cls in rest:
+                if name in vars(cls):
+                    attrs[name] = vars(cls)[name]
+                    break
+    inlines = [unbind(inline) for inline in getattr(admin_class, "inlines", [])]
+    if inlines:
+        attrs["inlines"] = inlines
+    return type(f"Unbound{admin_class.__name__}", (admin_class,), attrs)
+
+
+def _defined_by_console(cls):
+    return cls.__module__.startswith(("console.", "admin_site."))
+
+
+def unbound_site(alias):
+    """A pinned site on ``alias`` serving stock (unbound) copies of its admins."""
+    site = DatabaseAdminSite(alias, name=f"{alias}_stock")
+    for model, model_admin in all_sites()[alias]._registry.items():
+        site.register(model, unbind(type(model_admin)))
+    urlconf = types.ModuleType(f"tests.urls_{alias}_stock")
+    urlconf.urlpatterns = [path(f"{alias}-stock/", site.urls), path("", include("console.urls"))]
+    return types.SimpleNamespace(site=site, urlconf=urlconf)
+
+
+__all__ = ["PanelWalker", "seed_panel", "unbind", "unbound_site", "admin"]
