@@ -67,9 +67,6 @@ class DatabaseAdminMixin(DatabaseBoundMixin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)
 
-    def get_changelist_form(self, request, **kwargs):
-        return bind_form(super().get_changelist_form(request, **kwargs), self.alias)
-
     def get_list_filter(self, request):
         """Related and all-values filters build their choices on the alias (#1-#3)."""
         return [bind_list_filter(self.model, entry) for entry in super().get_list_filter(request)]
@@ -113,7 +110,8 @@ class DatabaseAdminMixin(DatabaseBoundMixin):
             return self._delete_view(request, object_id, extra_context)
 
     def changelist_view(self, request, extra_context=None):
-        """list_editable saves inside ``atomic(router.db_for_write(model))`` (#4)."""
+        """list_editable validates (unique checks, #6) and saves inside
+        ``atomic(router.db_for_write(model))`` (#4): pin the alias for that POST."""
         if request.method == "POST" and "_save" in request.POST:
             with using_database(self.alias), transaction.atomic(using=self.alias):
                 return super().changelist_view(request, extra_context)

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.db.models import Count
 
 import admin_site
 from admin_site.options import DatabaseAdminMixin, DatabaseModelAdmin, DatabaseStackedInline
@@ -31,9 +32,12 @@ class TeamAdmin(DatabaseModelAdmin):
     list_display = ["name", "member_count"]
     search_fields = ["name"]
 
-    @admin.display(description="members")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_total=Count("members"))
+
+    @admin.display(description="members", ordering="member_total")
     def member_count(self, obj):
-        return obj.members.count()
+        return obj.member_total
 
 
 @admin_site.register(Profile)
