@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 
 from console.customers.models import Address, BusinessCustomer, Customer, Order, OrderLine, Tag
 from console.profiles.models import Profile, Team
@@ -12,6 +13,13 @@ from tests.settings import CONSOLE_DATABASES
 
 #: Every test that touches the database names these (never "default", which is empty).
 ALL_DATABASES = list(CONSOLE_DATABASES)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Legacy tables are ``managed = False``: create them from the shipped SQL, as an operator would."""
+    with django_db_blocker.unblock():
+        call_command("create_legacy_schema", database="legacy", verbosity=0)
 
 
 @pytest.fixture

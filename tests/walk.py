@@ -23,7 +23,9 @@ def seed_panel(panel):
     if panel == "users":
         return seed_users()
     if panel == "legacy":
-        return {}
+        from console.legacy.demo import load
+
+        return load(using="legacy", customers=12)
     return seed_customers(panel)
 
 
@@ -77,7 +79,8 @@ class PanelWalker:
                 continue
             self.get(self.url(model, "change", obj.pk))
             self.get(self.url(model, "history", obj.pk))
-            self.get(self.url(model, "delete", obj.pk))
+            if model_admin.has_delete_permission(_request_for(self.client), obj):
+                self.get(self.url(model, "delete", obj.pk))
             if self.site_views and hasattr(obj, "get_absolute_url"):
                 ct = ContentType.objects.db_manager("users").get_for_model(model, for_concrete_model=False)
                 self.get(reverse(f"{self.site.name}:view_on_site", args=[ct.pk, obj.pk]))
@@ -114,8 +117,8 @@ class PanelWalker:
                     },
                 )
         for field_name in model_admin.raw_id_fields:
-            target = model._meta.get_field(field_name).related_model
-            self.get(self.url(target, "changelist"), {"_popup": "1", "_to_field": "id"})
+            remote = model._meta.get_field(field_name).remote_field
+            self.get(self.url(remote.model, "changelist"), {"_popup": "1", "_to_field": remote.field_name})
 
     def walk_change_forms(self):
         """Post every change form back unchanged: validation, inlines and M2M saving."""

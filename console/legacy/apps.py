@@ -1,3 +1,5 @@
+"""App config for the legacy system's tables (``managed = False``, schema in ``sql/``)."""
+
 from django.apps import AppConfig
 
 

@@ -1,0 +1,45 @@
+"""The shipped legacy schema: which SQL file a backend runs, its statements and its tables.
+
+The SQL files in ``sql/`` are the source of truth for the legacy tables (the
+models are ``managed = False``); ``create_legacy_schema`` runs them and the
+tests compare them with the models.
+"""
+
+import re
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+#: connection.vendor -> the dialect file written for it.
+SCHEMA_FILES = {
+    "mysql": SQL_DIR / "schema.mysql.sql",
+    "sqlite": SQL_DIR / "schema.sqlite.sql",
+}
+
+_CREATED = re.compile(r"^\s*CREATE\s+(?:TABLE|VIEW)\s+[`\"]?(\w+)[`\"]?", re.IGNORECASE)
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
+
+
+def schema_file(vendor):
+    """The dialect file for ``vendor``; ``LookupError`` when none is shipped."""
+    try:
+        return SCHEMA_FILES[vendor]
+    except KeyError:
+        raise LookupError(
+            f"No legacy schema for database vendor {vendor!r}; shipped: {sorted(SCHEMA_FILES)}."
+        ) from None
+
+
+def statements(sql):
+    """Split ``sql`` into statements: each ends with ``;`` at the end of a line.
+
+    Whole-line ``--`` comments are dropped first so a ``;`` in a comment never
+    splits; the files keep no ``;`` inside string literals.
+    """
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [statement.strip() for statement in _STATEMENT_END.split(code) if statement.strip()]
+
+
+def created_names(sql):
+    """Tables and views the statements create, in file order."""
+    return [match[1] for statement in statements(sql) if (match := _CREATED.match(statement))]
