@@ -3,14 +3,15 @@
 #
 # Starts the server when it is not answering, creates a dedicated user with a
 # random password (root may only log in over the unix socket), and keeps the
-# credentials in a MySQL option file (mode 0600) under var/, never in the repo.
+# credentials in a MySQL option file (mode 0600) outside the checkout, never in
+# the repo; every checkout on the machine shares it (one user, one password).
 # Usage: eval "$(tests/mariadb.sh)"   -> exports CONSOLE_TEST_DATABASE_URL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=${MARIADB_HOST:-127.0.0.1}
 port=${MARIADB_PORT:-3306}
-cnf=$PWD/var/mariadb-test.cnf
-mkdir -p var
+cnf=${MARIADB_TEST_CNF:-${XDG_CONFIG_HOME:-$HOME/.config}/data-console/mariadb-test.cnf}
+mkdir -p "$(dirname "$cnf")"
 
 if ! mysqladmin --host="$host" --port="$port" --user=root --connect-timeout=2 ping >/dev/null 2>&1 \
    && ! mysqladmin --user=root --connect-timeout=2 ping >/dev/null 2>&1; then
@@ -27,7 +28,8 @@ fi
 mysqladmin --user=root --connect-timeout=2 ping >/dev/null 2>&1 \
     || { echo "ERROR: MariaDB at $host:$port cannot be reached (is mariadb-server installed?)" >&2; exit 1; }
 
-if [ ! -s "$cnf" ]; then
+can_login() { mysql --defaults-file="$cnf" --host="$host" --port="$port" -e 'SELECT 1' >/dev/null 2>&1; }
+if [ ! -s "$cnf" ] || ! can_login; then
     password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
     mysql --user=root <<SQL
 CREATE USER IF NOT EXISTS 'console_test'@'127.0.0.1' IDENTIFIED BY '$password';
@@ -41,4 +43,5 @@ SQL
     umask 077
     printf '[client]\nuser=console_test\npassword=%s\n' "$password" > "$cnf"
 fi
+can_login || { echo "ERROR: the test user cannot log in to MariaDB at $host:$port" >&2; exit 1; }
 echo "export CONSOLE_TEST_DATABASE_URL='mysql://$host:$port/?read_default_file=$cnf'"
