@@ -142,3 +142,18 @@ def test_console_home_refuses_staff_without_any_panel(client):
     response = client.get("/")
     assert response.status_code == 403
     assert "may not enter any panel" in response.content.decode()
+
+
+def test_console_home_reports_an_unreachable_database_and_still_serves(root_client, monkeypatch):
+    from django.db import OperationalError, connections
+
+    def refuse():
+        raise OperationalError("(2003, \"Can't connect to MySQL server on 'db.internal'\")")
+
+    monkeypatch.setattr(connections["legacy"], "ensure_connection", refuse)
+    response = root_client.get("/")
+    assert response.status_code == 200
+    status = {panel["site"].alias: panel["status"] for panel in response.context["panels"]}
+    assert status["legacy"]["reachable"] is False
+    assert all(status[alias]["reachable"] for alias in status if alias != "legacy")
+    assert "unreachable: (2003" in response.content.decode()

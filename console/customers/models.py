@@ -96,20 +96,21 @@ def normalise_customer(customer):
         customer.country = customer.country.strip().upper()
 
 
-class ActiveCustomerManager(models.Manager):
-    def get_queryset(self):
-        return super().get_queryset().filter(status=Customer.Status.ACTIVE)
+class FilteredManager(models.Manager):
+    """Sees only the rows matching ``filters``: what a proxy model stands for."""
 
+    def __init__(self, **filters):
+        super().__init__()
+        self.filters = filters
 
-class VipCustomerManager(models.Manager):
     def get_queryset(self):
-        return super().get_queryset().filter(tier=Customer.Tier.VIP)
+        return super().get_queryset().filter(**self.filters)
 
 
 class ActiveCustomer(Customer):
     """Only active customers, newest first."""
 
-    objects = ActiveCustomerManager()
+    objects = FilteredManager(status=Customer.Status.ACTIVE)
 
     class Meta:
         proxy = True
@@ -120,7 +121,7 @@ class ActiveCustomer(Customer):
 class VipCustomer(Customer):
     """Only VIP customers, most valuable first."""
 
-    objects = VipCustomerManager()
+    objects = FilteredManager(tier=Customer.Tier.VIP)
 
     class Meta:
         proxy = True
