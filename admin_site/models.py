@@ -5,6 +5,7 @@
 Django's ``LogEntry`` has no such column and two databases share pks.
 """
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.db import models
 
@@ -33,3 +34,43 @@ class PanelLogEntry(models.Model):
 
     def __str__(self):
         return f"{self.entry_id} on {self.database}"
+
+
+class TransferRecord(models.Model):
+    """The audit trail of imports and exports: who moved which rows of which database."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        EXPORT = "export", "Export"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        PREVIEW = "preview", "Preview (nothing written)"
+        REJECTED = "rejected", "Rejected (nothing written)"
+        FAILED = "failed", "Failed (nothing written)"
+
+    kind = models.CharField(max_length=8, choices=Kind)
+    started_at = models.DateTimeField(db_index=True)
+    duration = models.FloatField(help_text="Seconds.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, help_text="Kept when the user is deleted; the OS user for commands.")
+    via = models.CharField(max_length=16, help_text="admin or command")
+    database = models.CharField(max_length=64, db_index=True)
+    model = models.CharField(max_length=100, help_text="app_label.ModelName")
+    file_name = models.CharField(max_length=255, blank=True)
+    file_format = models.CharField(max_length=16, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_new = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_deleted = models.PositiveIntegerField(default=0)
+    rows_skipped = models.PositiveIntegerField(default=0)
+    rows_invalid = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=Outcome)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        default_permissions = ("view",)
+
+    def __str__(self):
+        return f"{self.get_kind_display()} of {self.model} on {self.database} by {self.username} ({self.outcome})"

@@ -12,6 +12,7 @@ from django.contrib.admin.options import csrf_protect_m
 from django.db import transaction
 
 from admin_site.filters import bind_list_filter
+from admin_site.importexport import DatabaseImportExportMixin
 from admin_site.pinning import using_database
 
 
@@ -61,8 +62,8 @@ class DatabaseBoundMixin:
         return super().formfield_for_manytomany(db_field, request, using=self.alias, **kwargs)
 
 
-class DatabaseAdminMixin(DatabaseBoundMixin):
-    """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``)."""
+class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
+    """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``); brings import/export."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)

@@ -45,6 +45,8 @@ class DatabaseAdminSite(admin.AdminSite):
         pinned = pin_view(view, self.alias)
 
         def maybe_pinned(request, *args, **kwargs):
+            # Templates reverse "admin:..." URLs; resolve them within this panel.
+            request.current_app = self.name
             return (pinned if self.pin_requests else view)(request, *args, **kwargs)
 
         return maybe_pinned

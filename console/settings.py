@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "import_export",
     "console.profiles",
     "console.customers",
     "console.legacy",
@@ -96,6 +97,16 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Import/export (admin_site.importexport): uploads wait here between preview and
+# confirm; with several hosts, point it at a directory they all mount.
+CONSOLE_IMPORT_DIR = Path(os.environ.get("CONSOLE_IMPORT_DIR", VAR_DIR / "imports"))
+CONSOLE_IMPORT_MAX_AGE = 24 * 3600  # seconds an unconfirmed upload is kept
+CONSOLE_IMPORT_MAX_BYTES = int(os.environ.get("CONSOLE_IMPORT_MAX_BYTES", 50 * 1024 * 1024))
+CONSOLE_XLSX_MAX_ROWS = 200_000
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+# Django's own limit on non-file form data, kept; uploads above this go to disk, not memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "static"

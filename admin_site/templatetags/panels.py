@@ -25,3 +25,9 @@ def panel_change_url(context, entry):
         )
     except NoReverseMatch:
         return None
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]`` in a template (None when absent)."""
+    return (mapping or {}).get(key)

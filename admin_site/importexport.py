@@ -1,0 +1,220 @@
+"""Import and export for every panel's ModelAdmin, bound to the panel's database.
+
+django-import-export's admin views do the form work; the hooks here make them
+use ``DatabaseModelResource`` on the panel's alias, the console's strict file
+formats, uploads every server process can read, permissions from the model's
+own add/change/view permissions, streamed exports and the audit trail.
+"""
+
+from django.contrib import messages
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+from import_export.admin import ExportActionMixin, ImportMixin
+from import_export.results import RowResult
+
+from admin_site.audit import audited
+from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, max_upload_bytes
+from admin_site.resources import resource_for
+from admin_site.uploads import SharedUploadStorage
+
+#: Above this many rows an import writes one audit record, not a history entry per row.
+LOG_ENTRIES_MAX = 10_000
+#: Rows shown in the import preview (the counts always cover the whole file).
+PREVIEW_ROWS = 200
+
+
+class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
+    """Import (preview, then confirm) and export on the panel's database."""
+
+    import_template_name = "admin_site/import.html"
+    export_template_name = "admin_site/export.html"
+    import_export_change_list_template = "admin/import_export/change_list_import_export.html"
+    tmp_storage_class = SharedUploadStorage
+    #: Fields of the generated resource (None: every model field).
+    resource_fields = None
+    #: Bulk writes skip save() and signals: turn off for models whose signals keep data consistent.
+    import_use_bulk = True
+
+    # -- resources and formats ---------------------------------------------------
+
+    def get_resource_classes(self, request):
+        if self.resource_classes or self.resource_class:
+            return super().get_resource_classes(request)
+        return [resource_for(self.model, fields=self.resource_fields, use_bulk=self.import_use_bulk)]
+
+    def get_resource_kwargs(self, request, *args, **kwargs):
+        """Every resource the admin builds reads and writes the panel's alias."""
+        return {**super().get_resource_kwargs(request, *args, **kwargs), "using": self.admin_site.alias}
+
+    def get_import_formats(self):
+        return IMPORT_FORMATS
+
+    def get_export_formats(self):
+        return EXPORT_FORMATS
+
+    # -- permissions -------------------------------------------------------------
+
+    def has_import_permission(self, request):
+        """Importing adds and changes rows: it needs both permissions."""
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def has_export_permission(self, request):
+        """Exporting shows every row: it needs view (or change) permission."""
+        return self.has_view_or_change_permission(request)
+
+    # -- import ------------------------------------------------------------------
+
+    def get_import_data_kwargs(self, **kwargs):
+        """Pass the format's name and "admin" to the audit record; drop what import_data must not see."""
+        form = kwargs.get("form")
+        kwargs = super().get_import_data_kwargs(**kwargs)
+        kwargs.pop("request", None)
+        kwargs.pop("form", None)
+        if form is not None and "format" in getattr(form, "cleaned_data", {}):
+            kwargs["file_format"] = self.get_import_formats()[int(form.cleaned_data["format"])]().get_title()
+        return {**kwargs, "via": "admin"}
+
+    def write_to_tmp_storage(self, import_file, input_format):
+        """Stream the upload to shared storage (stock concatenates it in memory)."""
+        if import_file.size > max_upload_bytes():
+            raise FileFormatError(
+                f"The file is {import_file.size / 1_048_576:.1f} MB; "
+                f"the limit is {max_upload_bytes() / 1_048_576:.0f} MB."
+            )
+        storage = SharedUploadStorage(read_mode="rb")
+        storage.save(import_file)
+        return storage
+
+    def import_action(self, request, **kwargs):
+        try:
+            return super().import_action(request, **kwargs)
+        except FileFormatError as exc:
+            # Raised before the preview: the size limit.
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(request.path)
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        """Say what is wrong with the file, not just the exception's class name."""
+        if isinstance(e, FileFormatError):
+            form.add_error("import_file", str(e))
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
+
+    def get_import_context_data(self, **kwargs):
+        return {**super().get_import_context_data(**kwargs), "preview_rows": PREVIEW_ROWS}
+
+    @method_decorator(require_POST)
+    def process_import(self, request, **kwargs):
+        """Confirm: import the stored upload for real, on whichever process this POST reached."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        confirm_form = self.create_confirm_form(request)
+        if not confirm_form.is_valid():
+            return super().process_import(request, **kwargs)
+        import_url = reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_import")
+        input_format = self.get_import_formats()[int(confirm_form.cleaned_data["format"])]()
+        storage = SharedUploadStorage(name=confirm_form.cleaned_data["import_file_name"], read_mode="rb")
+        try:
+            dataset = input_format.create_dataset(storage.read())
+        except FileNotFoundError:
+            messages.error(
+                request, "This upload is no longer available (it expired or was already imported): upload it again."
+            )
+            return HttpResponseRedirect(import_url)
+        except FileFormatError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(import_url)
+        result = self.process_dataset(dataset, confirm_form, request, **kwargs)
+        if result.problems:
+            # The data changed since the preview; nothing was written.
+            form_kwargs = {**self.get_import_form_kwargs(request), "data": None, "files": None}
+            context = {
+                **self.admin_site.each_context(request),
+                **self.get_import_context_data(),
+                "title": "Import",
+                "opts": self.opts,
+                "result": result,
+                "form": self.get_import_form_class(request)(**form_kwargs),
+            }
+            request.current_app = self.admin_site.name
+            return TemplateResponse(request, [self.import_template_name], context, status=409)
+        storage.remove()
+        return self.process_result(result, request)
+
+    def generate_log_entries(self, result, request):
+        """History entries per imported row, tagged with this panel's database."""
+        rows = [row for row in result.rows if row.instance is not None and row.object_id is not None]
+        if self.get_skip_admin_log() or len(rows) > LOG_ENTRIES_MAX:
+            return
+        flags = {
+            RowResult.IMPORT_TYPE_NEW: ADDITION,
+            RowResult.IMPORT_TYPE_UPDATE: CHANGE,
+            RowResult.IMPORT_TYPE_DELETE: DELETION,
+        }
+        for import_type, flag in flags.items():
+            instances = [row.instance for row in rows if row.import_type == import_type]
+            if instances:
+                entries = LogEntry.objects.log_actions(
+                    request.user.pk, instances, flag, change_message=f"{import_type} through import"
+                )
+                self.admin_site.tag_log_entries(entries if isinstance(entries, list) else [entries])
+
+    # -- export ------------------------------------------------------------------
+
+    def get_valid_export_item_pks(self, request):
+        """Only the selected pks that this panel's queryset holds (stock: the whole default table)."""
+        selected = request.POST.getlist("export_items")
+        return self.get_queryset(request).filter(pk__in=selected).values_list("pk", flat=True)
+
+    def response_change(self, request, obj):
+        if "_export-item" in request.POST:
+            return self.export_admin_action(request, self.get_queryset(request).filter(pk=obj.pk))
+        return super().response_change(request, obj)
+
+    def get_export_context_data(self, **kwargs):
+        from admin_site.exports import xlsx_max_rows
+
+        return {**super().get_export_context_data(**kwargs), "xlsx_max_rows": xlsx_max_rows()}
+
+    def _do_file_export(self, file_format, request, queryset, export_form=None):
+        """Stream the file as it is produced; record the export when the stream ends."""
+        from admin_site.exports import stream_export
+
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        resource_class = self.choose_export_resource_class(export_form, request) if export_form else None
+        resource_class = resource_class or self.get_export_resource_classes(request)[0]
+        resource = resource_class(**self.get_export_resource_kwargs(request))
+        fields = self.get_export_resource_fields_from_form(export_form) if export_form else None
+        name = file_format.get_title()
+        export = stream_export(resource, queryset, name, selected_fields=fields)
+        if export.notice:
+            messages.warning(request, export.notice)
+        filename = self.get_export_filename(request, queryset, file_format)
+        response = StreamingHttpResponse(
+            self._audited_chunks(request, export, filename, name), content_type=export.content_type
+        )
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+        if export.notice:
+            response["X-Console-Notice"] = export.notice
+        return response
+
+    def _audited_chunks(self, request, export, filename, file_format):
+        with audited(
+            "export",
+            database=self.admin_site.alias,
+            model=self.model,
+            user=request.user,
+            via="admin",
+            file_name=filename,
+            file_format=file_format,
+        ) as record:
+            yield from export.chunks
+            record.rows_total = export.rows
+            record.message = export.notice or ""

@@ -1,0 +1,17 @@
+"""Delete import uploads that were previewed but never confirmed."""
+
+from django.core.management import BaseCommand
+
+from admin_site.uploads import max_age, sweep, upload_dir
+
+
+class Command(BaseCommand):
+    help = "Delete abandoned import uploads (older than CONSOLE_IMPORT_MAX_AGE seconds by default)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than", type=int, default=None, help="Seconds (default: CONSOLE_IMPORT_MAX_AGE).")
+
+    def handle(self, *args, older_than=None, **options):
+        removed = sweep(older_than)
+        age = max_age() if older_than is None else older_than
+        self.stdout.write(f"Removed {removed} upload(s) older than {age}s from {upload_dir()}.")

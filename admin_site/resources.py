@@ -1,0 +1,377 @@
+"""django-import-export resources bound to one database alias, fast and all-or-nothing.
+
+Stock 4.4 asks the router (or ``model.objects``) for its transaction, row
+lookups, saves, bulk writes and FK/M2M widget lookups, so its dry run can
+open a transaction on one database while writing to another.
+``DatabaseModelResource`` takes ``using`` and binds each of those hooks; the
+import and export also run with that alias pinned (``admin_site.pinning``),
+which covers model validation inside the package.
+
+Speed: rows are written in bulk, and the per-row unique checks of
+``full_clean`` (one query per unique field per row) are replaced by one
+query per unique field per batch of values, plus a check for duplicates
+inside the file.  Many-to-many columns, which stock bulk mode ignores, are
+validated per row and written in bulk through the relation's table.
+"""
+
+from collections import defaultdict
+
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
+from django.db import router
+from import_export import resources, widgets
+
+from admin_site.audit import audited
+from admin_site.imports import problems, record_result
+from admin_site.pinning import using_database
+
+#: Values per ``IN (...)`` query when checking unique columns against the database.
+LOOKUP_CHUNK = 2000
+
+
+class DatabaseForeignKeyWidget(widgets.ForeignKeyWidget):
+    """A missing or ambiguous related row is a field error naming the value and database."""
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            return super().clean(value, row, **kwargs)
+        except ObjectDoesNotExist:
+            raise ValueError(
+                f"No {self.model._meta.verbose_name} with {self.field} = {value!r} in this database."
+            ) from None
+        except MultipleObjectsReturned:
+            raise ValueError(f"More than one {self.model._meta.verbose_name} has {self.field} = {value!r}.") from None
+
+
+class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
+    """Unknown ids are an error (stock silently drops them)."""
+
+    def clean(self, value, row=None, **kwargs):
+        related = super().clean(value, row, **kwargs)
+        if not value:
+            return related
+        wanted = {str(v).strip() for v in str(value).split(self.separator) if str(v).strip()}
+        found = {str(getattr(obj, self.field)) for obj in related}
+        missing = sorted(wanted - found)
+        if missing:
+            raise ValueError(
+                f"No {self.model._meta.verbose_name} with {self.field} {', '.join(missing)} in this database."
+            )
+        return related
+
+
+class DatabaseModelResource(resources.ModelResource):
+    """A ModelResource that reads and writes only ``using``."""
+
+    class Meta:
+        use_bulk = True
+        batch_size = 1000
+        skip_diff = True
+        store_row_values = True
+        clean_model_instances = True
+        use_transactions = True
+
+    def __init__(self, using=None, **kwargs):
+        super().__init__(**kwargs)
+        self.using = using or router.db_for_write(self._meta.model)
+        self._unique_conflicts = {}
+        self._row_number = None
+
+    # -- fields ----------------------------------------------------------------
+
+    @classmethod
+    def field_from_django_field(cls, field_name, django_field, readonly):
+        """Fields the model never takes from a form (timestamps, counters) are export-only."""
+        return super().field_from_django_field(field_name, django_field, readonly or not django_field.editable)
+
+    @classmethod
+    def get_fk_widget(cls, field):
+        return _rebind(super().get_fk_widget(field), DatabaseForeignKeyWidget)
+
+    @classmethod
+    def get_m2m_widget(cls, field):
+        return _rebind(super().get_m2m_widget(field), DatabaseManyToManyWidget)
+
+    # -- where -----------------------------------------------------------------
+
+    def get_db_connection_name(self):
+        """Transaction, savepoints, dry-run rollback and sequence reset on the alias."""
+        return self.using
+
+    def get_queryset(self):
+        """Instance loaders look rows up on the alias."""
+        return super().get_queryset().using(self.using)
+
+    def init_instance(self, row=None):
+        instance = super().init_instance(row)
+        instance._state.db = self.using
+        return instance
+
+    def do_instance_save(self, instance, is_create):
+        instance.save(force_insert=is_create, using=self.using)
+
+    def delete_instance(self, instance, row, **kwargs):
+        instance._state.db = self.using
+        super().delete_instance(instance, row, **kwargs)
+
+    def import_data(self, dataset, dry_run=False, raise_errors=False, *, via="admin", file_format="", **kwargs):
+        """Import with the alias pinned, all-or-nothing, recorded in the audit trail.
+
+        Any row error rolls back every row; ``result.problems`` lists each
+        error with its file row, column and value.
+        """
+        kwargs.setdefault("rollback_on_validation_errors", True)
+        user = kwargs.get("user")
+        with audited(
+            "import",
+            database=self.using,
+            model=self._meta.model,
+            user=user,
+            via=via,
+            file_name=kwargs.get("file_name") or "",
+            file_format=file_format,
+        ) as record:
+            with using_database(self.using):
+                result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
+            result.problems = problems(result, self, dataset)
+            record_result(record, result, dry_run)
+        return result
+
+    def export(self, queryset=None, **kwargs):
+        with using_database(self.using):
+            if queryset is not None:
+                queryset = queryset.using(self.using)
+            return super().export(queryset, **kwargs)
+
+    # -- checks before any row -------------------------------------------------
+
+    def before_import(self, dataset, **kwargs):
+        """Check the header row, then unique columns against the file and the database."""
+        super().before_import(dataset, **kwargs)
+        check_headers(self, dataset.headers or [])
+        self._unique_conflicts = find_unique_conflicts(self, dataset)
+
+    def before_import_row(self, row, **kwargs):
+        super().before_import_row(row, **kwargs)
+        self._row_number = kwargs.get("row_number")
+
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
+        """full_clean without its per-row unique queries; the batch check found those."""
+        errors = dict(import_validation_errors or {})
+        for attribute, message in self._unique_conflicts.get(self._row_number, {}).items():
+            errors.setdefault(attribute, ValidationError(message, code="unique"))
+        super().validate_instance(instance, errors, validate_unique=False)
+
+    # -- bulk writes, many-to-many included ------------------------------------
+
+    def import_instance(self, instance, row, **kwargs):
+        """Also clean the M2M columns now (stock cleans them only after saving, or never in bulk)."""
+        errors = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as e:
+            errors = e.update_error_dict(errors)
+        instance._pending_m2m = {}
+        for field in self.m2m_fields(row):
+            try:
+                instance._pending_m2m[field.attribute] = list(field.clean(row, **kwargs))
+            except ValueError as e:
+                errors[field.attribute] = ValidationError(str(e), code="invalid")
+        if errors:
+            raise ValidationError(errors)
+
+    def m2m_fields(self, row):
+        return [
+            field
+            for field in self.get_import_fields()
+            if isinstance(field.widget, widgets.ManyToManyWidget)
+            and not field.readonly
+            and field.attribute
+            and field.column_name in row
+        ]
+
+    def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        if self.create_instances and (using_transactions or not dry_run):
+            try:
+                model = self._meta.model
+                created = model.objects.using(self.using).bulk_create(self.create_instances, batch_size=batch_size)
+                self.write_m2m(created, replace=False)
+            except Exception as e:
+                self.handle_import_error(result, e, raise_errors)
+            finally:
+                self.create_instances.clear()
+
+    def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        if self.update_instances and (using_transactions or not dry_run):
+            try:
+                fields = [
+                    f.attribute
+                    for f in self.get_import_fields()
+                    if f.attribute
+                    and not f.readonly
+                    and f.attribute not in self.get_import_id_fields()
+                    and not isinstance(f.widget, widgets.ManyToManyWidget)
+                ]
+                if fields:
+                    self._meta.model.objects.using(self.using).bulk_update(
+                        self.update_instances, fields, batch_size=batch_size
+                    )
+                self.write_m2m(self.update_instances, replace=True)
+            except Exception as e:
+                self.handle_import_error(result, e, raise_errors)
+            finally:
+                self.update_instances.clear()
+
+    def bulk_delete(self, using_transactions, dry_run, raise_errors, result=None):
+        if self.delete_instances and (using_transactions or not dry_run):
+            try:
+                pks = [o.pk for o in self.delete_instances]
+                self._meta.model.objects.using(self.using).filter(pk__in=pks).delete()
+            except Exception as e:
+                self.handle_import_error(result, e, raise_errors)
+            finally:
+                self.delete_instances.clear()
+
+    def save_m2m(self, instance, row, **kwargs):
+        """Row-by-row mode: write the cleaned M2M values on the alias."""
+        if self._meta.use_bulk or (self._is_dry_run(kwargs) and not self._is_using_transactions(kwargs)):
+            return
+        for attribute, related in getattr(instance, "_pending_m2m", {}).items():
+            getattr(instance, attribute).set(related)
+
+    def write_m2m(self, instances, replace):
+        """Insert the through rows of a batch in one statement per relation."""
+        by_attribute = defaultdict(list)
+        for instance in instances:
+            for attribute, related in getattr(instance, "_pending_m2m", {}).items():
+                by_attribute[attribute].append((instance, related))
+        for attribute, pairs in by_attribute.items():
+            field = self._meta.model._meta.get_field(attribute)
+            through = field.remote_field.through
+            source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
+            if replace:
+                through.objects.using(self.using).filter(**{f"{source}__in": [i.pk for i, _ in pairs]}).delete()
+            rows = [
+                through(**{f"{source}_id": instance.pk, f"{target}_id": obj.pk})
+                for instance, related in pairs
+                for obj in related
+            ]
+            through.objects.using(self.using).bulk_create(rows, batch_size=self._meta.batch_size)
+
+
+def _rebind(partial, widget_class):
+    """Swap the widget class of a ``functools.partial`` from ModelResource's widget hooks."""
+    return type(partial)(widget_class, *partial.args, **partial.keywords)
+
+
+def check_headers(resource, headers):
+    """Unknown, duplicate and missing required columns are errors, not blank fields."""
+    known = {field.column_name: field for field in resource.get_import_fields()}
+    problems = []
+    seen = set()
+    duplicates = sorted({h for h in headers if h in seen or seen.add(h)})
+    if duplicates:
+        problems.append("duplicate columns: " + ", ".join(map(str, duplicates)))
+    unknown = [str(h) for h in headers if h not in known]
+    if unknown:
+        problems.append("unknown columns: " + ", ".join(unknown) + " (expected some of: " + ", ".join(known) + ")")
+    missing = [name for name in required_columns(resource) if name not in headers]
+    if missing:
+        problems.append("missing required columns: " + ", ".join(missing))
+    if problems:
+        raise ValidationError("The header row is not valid: " + "; ".join(problems) + ".")
+
+
+def required_columns(resource):
+    """Columns without which a new row cannot be valid: non-blank model fields with no default."""
+    model = resource._meta.model
+    id_fields = set(resource.get_import_id_fields())
+    required = []
+    for name, field in resource.fields.items():
+        if field.readonly or name in id_fields or not field.attribute:
+            continue
+        try:
+            model_field = model._meta.get_field(field.attribute)
+        except Exception:
+            continue
+        if model_field.many_to_many or model_field.auto_created or not model_field.editable:
+            continue
+        if not model_field.blank and not model_field.has_default() and not model_field.has_db_default():
+            required.append(field.column_name)
+    return required
+
+
+def find_unique_conflicts(resource, dataset):
+    """Row number -> {attribute: message} for unique values repeated in the file or taken in the database.
+
+    One query per unique column per ``LOOKUP_CHUNK`` values instead of one per
+    row; a row conflicts with the database when another row (a different pk)
+    holds the value.
+    """
+    model = resource._meta.model
+    id_field = next(iter(resource.get_import_id_fields()), None)
+    id_column = resource.fields[id_field].column_name if id_field in resource.fields else None
+    headers = dataset.headers or []
+    conflicts = defaultdict(dict)
+    for field in resource.fields.values():
+        if field.readonly or field.column_name not in headers or not field.attribute:
+            continue
+        try:
+            model_field = model._meta.get_field(field.attribute)
+        except Exception:
+            continue
+        if not model_field.unique or model_field.primary_key or model_field.is_relation:
+            continue
+        column = headers.index(field.column_name)
+        values = {}
+        for number, data_row in enumerate(dataset, 1):
+            raw = data_row[column]
+            try:
+                value = field.clean(dict(zip(headers, data_row, strict=True)))
+            except Exception:
+                continue  # the row's own validation reports it
+            if value in (None, ""):
+                continue
+            key = _normalise(value)
+            row_id = str(data_row[headers.index(id_column)]).strip() if id_column in headers else ""
+            if key in values:
+                first = values[key][0]
+                conflicts[number][field.attribute] = (
+                    f"{raw!r} is also in row {first} of this file; {field.column_name} must be unique."
+                )
+                continue
+            values[key] = (number, row_id)
+        keys = list(values)
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = _lookup_values(keys[start : start + LOOKUP_CHUNK])
+            lookup = {f"{field.attribute}__in": chunk}
+            for existing, pk in (
+                model._default_manager.using(resource.using).filter(**lookup).values_list(field.attribute, "pk")
+            ):
+                key = _normalise(existing)
+                number, row_id = values.get(key, (None, None))
+                if number is not None and row_id != str(pk):
+                    conflicts[number][field.attribute] = (
+                        f"{model._meta.verbose_name.capitalize()} with this {model_field.verbose_name} "
+                        f"({existing}) already exists in this database."
+                    )
+    return dict(conflicts)
+
+
+def _normalise(value):
+    """Unique text compares case-insensitively, as MariaDB's collations (and our lower-cased emails) do."""
+    return value.strip().casefold() if isinstance(value, str) else value
+
+
+def _lookup_values(keys):
+    """The values to look up for normalised keys: as given and lower-cased (SQLite compares exactly)."""
+    values = set(keys)
+    values.update(k.lower() for k in keys if isinstance(k, str))
+    return list(values)
+
+
+def resource_for(model, fields=None, **meta):
+    """A DatabaseModelResource class for ``model``; pass ``using=`` to its instances."""
+    options = dict(meta)
+    if fields is not None:
+        options["fields"] = fields
+    return resources.modelresource_factory(model, resource_class=DatabaseModelResource, meta_options=options)

@@ -1,0 +1,161 @@
+"""Import speed: the console's import path against raw PyMySQL executemany, side by side.
+
+Usage (MariaDB; the database is created, migrated and emptied by the script)::
+
+    export CONSOLE_BENCH_DB_URL='mysql://127.0.0.1:3306/console_bench?read_default_file=/path/to/client.cnf'
+    .venv/bin/python bench/import_bench.py --rows 100000 --stock-rows 5000
+
+Prints, for the same generated CSV of new customers: raw ``executemany`` rows/s
+(the baseline), the console's import path (file parsing, header and unique
+checks, per-row validation, bulk writes) rows/s, stock django-import-export's
+default row-by-row import rows/s on a smaller sample, and the ratios.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(url):
+    os.environ["CONSOLE_DB_CUSTOMERS"] = os.path.expanduser(url)
+    os.environ.setdefault("CONSOLE_VAR_DIR", tempfile.mkdtemp(prefix="console-bench-"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate_all", verbosity=0)
+
+
+def make_csv(rows, start=0):
+    import csv
+    import io
+
+    countries = ["DE", "FR", "GB", "US", "IT", "ES", "NL", "PL", "SE", "AT"]
+    statuses, tiers = ["lead", "active", "active", "suspended"], ["standard", "standard", "silver", "gold", "vip"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["name", "email", "phone", "country", "status", "tier", "notes"])
+    for i in range(start, start + rows):
+        writer.writerow(
+            [
+                f"Customer {i}",
+                f"customer{i}@bench.example",
+                f"+49 30 {i:07d}",
+                countries[i % 10],
+                statuses[i % 4],
+                tiers[i % 5],
+                "",
+            ]
+        )
+    return out.getvalue().encode()
+
+
+def empty_customers():
+    from django.db import connections
+
+    from console.customers.models import Customer
+
+    with connections["customers"].cursor() as cursor:
+        cursor.execute("SET FOREIGN_KEY_CHECKS=0")
+        for model in (Customer.tags.through, Customer):
+            cursor.execute(f"TRUNCATE TABLE {model._meta.db_table}")
+        cursor.execute("SET FOREIGN_KEY_CHECKS=1")
+
+
+def raw_executemany(data):
+    """Baseline: the same rows straight into the table with PyMySQL, no validation."""
+    import csv
+    import io
+    import uuid
+
+    from django.db import connections
+    from django.utils import timezone
+
+    rows = list(csv.reader(io.StringIO(data.decode())))[1:]
+    now = timezone.now().replace(tzinfo=None)
+    started = time.perf_counter()
+    connection = connections["customers"]
+    with connection.cursor() as cursor:
+        sql = (
+            "INSERT INTO customers_customer (name, email, phone, country, status, tier, notes, reference, "
+            "order_count, lifetime_value, contact_count, created_at, updated_at) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,0,0,0,%s,%s)"
+        )
+        for i in range(0, len(rows), 5000):
+            batch = [(*r, uuid.uuid4().hex, now, now) for r in rows[i : i + 5000]]
+            cursor.executemany(sql, batch)
+    connection.commit() if not connection.get_autocommit() else None
+    return time.perf_counter() - started
+
+
+def console_import(data):
+    from admin_site.imports import read_dataset, run_import
+    from admin_site.resources import resource_for
+    from console.customers.models import Customer
+
+    started = time.perf_counter()
+    dataset = read_dataset(data, "csv")
+    resource = resource_for(Customer)(using="customers")
+    result = run_import(resource, dataset, dry_run=False, via="command", file_name="bench.csv", file_format="csv")
+    elapsed = time.perf_counter() - started
+    assert not result.problems, result.problems[:3]
+    return elapsed
+
+
+def stock_import(data):
+    """django-import-export as shipped: row-by-row saves, per-row savepoints, diffs."""
+    import tablib
+    from import_export.resources import modelresource_factory
+
+    from admin_site.pinning import using_database
+    from console.customers.models import Customer
+
+    started = time.perf_counter()
+    dataset = tablib.Dataset().load(data.decode(), format="csv")
+    resource = modelresource_factory(Customer)()
+    with using_database("customers"):  # stock would otherwise write to the router's choice
+        result = resource.import_data(dataset, dry_run=False)
+    elapsed = time.perf_counter() - started
+    assert not result.has_errors() and not result.has_validation_errors()
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--stock-rows", type=int, default=5_000)
+    parser.add_argument("--url", default=os.environ.get("CONSOLE_BENCH_DB_URL"))
+    args = parser.parse_args()
+    if not args.url or not args.url.startswith("mysql"):
+        parser.error("set CONSOLE_BENCH_DB_URL (or --url) to a MySQL/MariaDB URL of a scratch database")
+    setup_django(args.url)
+
+    data = make_csv(args.rows)
+    empty_customers()
+    raw = raw_executemany(data)
+    empty_customers()
+    ours = console_import(data)
+    empty_customers()
+    stock = stock_import(make_csv(args.stock_rows))
+    empty_customers()
+
+    raw_rate, our_rate, stock_rate = args.rows / raw, args.rows / ours, args.stock_rows / stock
+    print(f"Import of new customers from CSV into MariaDB ({args.rows:,} rows; stock on {args.stock_rows:,})")
+    print(f"{'path':42} {'seconds':>9} {'rows/s':>10}")
+    print(f"{'raw PyMySQL executemany (baseline)':42} {raw:9.2f} {raw_rate:10,.0f}")
+    print(f"{'console import path (validated, bulk)':42} {ours:9.2f} {our_rate:10,.0f}")
+    print(f"{'stock django-import-export default':42} {stock:9.2f} {stock_rate:10,.0f}")
+    print(f"ratio console / raw   = {our_rate / raw_rate:.2f}  (target >= 0.50)")
+    print(f"ratio console / stock = {our_rate / stock_rate:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
