@@ -1,12 +1,16 @@
 """Record every import and export in the audit trail, however it ends."""
 
 import getpass
+import logging
 import time
 from contextlib import contextmanager
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from admin_site.models import TransferRecord
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -36,10 +40,15 @@ def audited(kind, *, database, model, user=None, via="admin", file_name="", file
     except BaseException as exc:
         record.outcome = TransferRecord.Outcome.FAILED
         record.message = record.message or f"{type(exc).__name__}: {exc}"[:2000]
-        raise
-    finally:
         record.duration = time.monotonic() - started
-        record.save()
+        try:
+            record.save()
+        except DatabaseError:
+            # Never hide why the transfer failed behind why its record failed.
+            logger.exception("Could not record the failed %s of %s", kind, record.model)
+        raise
+    record.duration = time.monotonic() - started
+    record.save()
 
 
 def _os_user():

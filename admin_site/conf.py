@@ -37,6 +37,7 @@ def database_settings(panels, var_dir, environ=os.environ):
         if url:
             config = dj_database_url.parse(url)
         else:
+            Path(var_dir).mkdir(parents=True, exist_ok=True)
             path = Path(var_dir) / f"{alias}.sqlite3"
             config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
         databases[alias] = _tune(config)

@@ -134,13 +134,16 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         if result.problems:
             # The data changed since the preview; nothing was written.
             form_kwargs = {**self.get_import_form_kwargs(request), "data": None, "files": None}
+            form = self.get_import_form_class(request)(
+                self.get_import_formats(), self.get_import_resource_classes(request), **form_kwargs
+            )
             context = {
                 **self.admin_site.each_context(request),
                 **self.get_import_context_data(),
                 "title": "Import",
                 "opts": self.opts,
                 "result": result,
-                "form": self.get_import_form_class(request)(**form_kwargs),
+                "form": form,
             }
             request.current_app = self.admin_site.name
             return TemplateResponse(request, [self.import_template_name], context, status=409)
@@ -149,7 +152,8 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
 
     def generate_log_entries(self, result, request):
         """History entries per imported row, tagged with this panel's database."""
-        rows = [row for row in result.rows if row.instance is not None and row.object_id is not None]
+        # Bulk rows get their pk only when their batch is written: read it from the instance.
+        rows = [row for row in result.rows if row.instance is not None and row.instance.pk is not None]
         if self.get_skip_admin_log() or len(rows) > LOG_ENTRIES_MAX:
             return
         flags = {

@@ -52,7 +52,7 @@ def run_import(resource, dataset, *, dry_run, user=None, via="admin", file_name=
     )
 
 
-def record_result(record, result, dry_run):
+def record_result(record, result):
     """Fill an audit record from an import result (rejected imports wrote nothing)."""
     totals = result.totals
     record.rows_total = result.total_rows
@@ -63,7 +63,7 @@ def record_result(record, result, dry_run):
         record.outcome = TransferRecord.Outcome.REJECTED
         record.message = "\n".join(str(p) for p in result.problems[:50])
     else:
-        record.outcome = TransferRecord.Outcome.PREVIEW if dry_run else TransferRecord.Outcome.SUCCESS
+        record.outcome = TransferRecord.Outcome.SUCCESS
 
 
 def problems(result, resource, dataset):

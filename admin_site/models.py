@@ -45,7 +45,6 @@ class TransferRecord(models.Model):
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Success"
-        PREVIEW = "preview", "Preview (nothing written)"
         REJECTED = "rejected", "Rejected (nothing written)"
         FAILED = "failed", "Failed (nothing written)"
 

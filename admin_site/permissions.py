@@ -1,5 +1,6 @@
 """Panel access permissions: one ``admin_site.access_<alias>`` per configured alias."""
 
+from django.apps import apps as global_apps
 from django.conf import settings
 from django.db import router
 
@@ -8,7 +9,7 @@ def access_codename(alias):
     return f"access_{alias}"
 
 
-def sync_panels(using, apps, **kwargs):
+def sync_panels(using, apps=global_apps, **kwargs):
     """After migrate, create the Panel row and access permission of every alias."""
     Panel = apps.get_model("admin_site", "Panel")
     ContentType = apps.get_model("contenttypes", "ContentType")

@@ -75,6 +75,8 @@ class DatabaseModelResource(resources.ModelResource):
         self.using = using or router.db_for_write(self._meta.model)
         self._unique_conflicts = {}
         self._row_number = None
+        #: Called with 1 after each row (the command line's progress bar).
+        self.progress = None
 
     # -- fields ----------------------------------------------------------------
 
@@ -109,10 +111,6 @@ class DatabaseModelResource(resources.ModelResource):
     def do_instance_save(self, instance, is_create):
         instance.save(force_insert=is_create, using=self.using)
 
-    def delete_instance(self, instance, row, **kwargs):
-        instance._state.db = self.using
-        super().delete_instance(instance, row, **kwargs)
-
     def import_data(self, dataset, dry_run=False, raise_errors=False, *, via="admin", file_format="", **kwargs):
         """Import with the alias pinned, all-or-nothing, recorded in the audit trail.
 
@@ -120,6 +118,12 @@ class DatabaseModelResource(resources.ModelResource):
         error with its file row, column and value.
         """
         kwargs.setdefault("rollback_on_validation_errors", True)
+        if dry_run:
+            # A preview is not an import: nothing is written, not even the audit record.
+            with using_database(self.using):
+                result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
+            result.problems = problems(result, self, dataset)
+            return result
         user = kwargs.get("user")
         with audited(
             "import",
@@ -133,7 +137,7 @@ class DatabaseModelResource(resources.ModelResource):
             with using_database(self.using):
                 result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
             result.problems = problems(result, self, dataset)
-            record_result(record, result, dry_run)
+            record_result(record, result)
         return result
 
     def export(self, queryset=None, **kwargs):
@@ -154,11 +158,28 @@ class DatabaseModelResource(resources.ModelResource):
         super().before_import_row(row, **kwargs)
         self._row_number = kwargs.get("row_number")
 
+    def save_instance(self, instance, is_create, row, **kwargs):
+        """A preview validates every row and sends nothing to the database (stock writes, then rolls back)."""
+        if not self._is_dry_run(kwargs):
+            super().save_instance(instance, is_create, row, **kwargs)
+
+    def delete_instance(self, instance, row, **kwargs):
+        if not self._is_dry_run(kwargs):
+            instance._state.db = self.using
+            super().delete_instance(instance, row, **kwargs)
+
+    def after_import_row(self, row, row_result, **kwargs):
+        super().after_import_row(row, row_result, **kwargs)
+        if self.progress is not None:
+            self.progress(1)
+
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
         """full_clean without its per-row unique queries; the batch check found those."""
-        errors = dict(import_validation_errors or {})
+        # Widgets report FKs by attname ("customer_id"); full_clean excludes by name ("customer").
+        names = {f.attname: f.name for f in self._meta.model._meta.concrete_fields}
+        errors = {names.get(key, key): value for key, value in (import_validation_errors or {}).items()}
         for attribute, message in self._unique_conflicts.get(self._row_number, {}).items():
-            errors.setdefault(attribute, ValidationError(message, code="unique"))
+            errors.setdefault(names.get(attribute, attribute), ValidationError(message, code="unique"))
         super().validate_instance(instance, errors, validate_unique=False)
 
     # -- bulk writes, many-to-many included ------------------------------------
@@ -178,6 +199,21 @@ class DatabaseModelResource(resources.ModelResource):
                 errors[field.attribute] = ValidationError(str(e), code="invalid")
         if errors:
             raise ValidationError(errors)
+
+    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
+        """Widgets raise ArithmeticError for "abc" in a number column; make it a field error."""
+        try:
+            super().import_field(field, instance, row, is_m2m, **kwargs)
+        except (ArithmeticError, TypeError) as exc:
+            numeric = isinstance(field.widget, (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget))
+            raise ValueError("Enter a number." if numeric else f"Not a valid value ({type(exc).__name__}).") from None
+
+    def _check_import_id_fields(self, headers):
+        """A file without the key column only adds rows: fine for any key (stock allows only "id")."""
+        columns = [self.fields[f].column_name for f in self.get_import_id_fields() if f in self.fields]
+        if columns and not any(column in (headers or []) for column in columns):
+            return
+        super()._check_import_id_fields(headers)
 
     def m2m_fields(self, row):
         return [
@@ -233,7 +269,7 @@ class DatabaseModelResource(resources.ModelResource):
 
     def save_m2m(self, instance, row, **kwargs):
         """Row-by-row mode: write the cleaned M2M values on the alias."""
-        if self._meta.use_bulk or (self._is_dry_run(kwargs) and not self._is_using_transactions(kwargs)):
+        if self._meta.use_bulk or self._is_dry_run(kwargs):
             return
         for attribute, related in getattr(instance, "_pending_m2m", {}).items():
             getattr(instance, attribute).set(related)
@@ -311,6 +347,7 @@ def find_unique_conflicts(resource, dataset):
     id_field = next(iter(resource.get_import_id_fields()), None)
     id_column = resource.fields[id_field].column_name if id_field in resource.fields else None
     headers = dataset.headers or []
+    source_rows = getattr(dataset, "source_rows", None)
     conflicts = defaultdict(dict)
     for field in resource.fields.values():
         if field.readonly or field.column_name not in headers or not field.attribute:
@@ -335,6 +372,7 @@ def find_unique_conflicts(resource, dataset):
             row_id = str(data_row[headers.index(id_column)]).strip() if id_column in headers else ""
             if key in values:
                 first = values[key][0]
+                first = source_rows[first - 1] if source_rows else first + 1
                 conflicts[number][field.attribute] = (
                     f"{raw!r} is also in row {first} of this file; {field.column_name} must be unique."
                 )
@@ -370,8 +408,14 @@ def _lookup_values(keys):
 
 
 def resource_for(model, fields=None, **meta):
-    """A DatabaseModelResource class for ``model``; pass ``using=`` to its instances."""
-    options = dict(meta)
+    """A DatabaseModelResource class for ``model``; pass ``using=`` to its instances.
+
+    Rows are matched on the primary key (whatever it is called); models with
+    multi-table parents are written row by row (bulk_create cannot).
+    """
+    options = {"import_id_fields": [model._meta.pk.name], **meta}
+    if model._meta.concrete_model._meta.parents:
+        options["use_bulk"] = False
     if fields is not None:
         options["fields"] = fields
     return resources.modelresource_factory(model, resource_class=DatabaseModelResource, meta_options=options)

@@ -22,6 +22,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
         call_command("create_legacy_schema", database="legacy", verbosity=0)
 
 
+@pytest.fixture(autouse=True)
+def import_dir(settings, tmp_path):
+    """Each test's import uploads wait in a directory of its own."""
+    settings.CONSOLE_IMPORT_DIR = tmp_path / "imports"
+    return settings.CONSOLE_IMPORT_DIR
+
+
 @pytest.fixture
 def superuser():
     return User.objects.db_manager("users").create_superuser("root", "root@example.com", "pw")

@@ -40,3 +40,6 @@ if TEST_DATABASE_URL:
         DATABASES[_alias]["CONN_MAX_AGE"] = 0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Uploads between preview and confirm: a private directory per test run.
+CONSOLE_IMPORT_DIR = tempfile.mkdtemp(prefix="console-test-imports-")

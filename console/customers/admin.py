@@ -131,6 +131,7 @@ class OrderAdmin(DatabaseModelAdmin):
     raw_id_fields = ["customer"]
     readonly_fields = ["total"]
     inlines = [OrderLineInline]
+    import_use_bulk = False  # saving an order updates its customer's totals (signals)
 
 
 @admin_site.register(Address)

@@ -1,0 +1,82 @@
+"""Import a file into one database, all or nothing, the way the panels do."""
+
+import sys
+import time
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management import BaseCommand, CommandError
+from tqdm import tqdm
+
+from admin_site.formats import BY_NAME, FileFormatError
+from admin_site.imports import run_import
+from admin_site.pinning import using_database
+from admin_site.resources import resource_for
+
+
+class Command(BaseCommand):
+    help = "Import rows of app_label.Model from a CSV/XLSX/JSON/TSV file into --database; nothing is written on error."
+
+    def add_arguments(self, parser):
+        parser.add_argument("model", help="app_label.ModelName, e.g. customers.Customer")
+        parser.add_argument("file", help="the file to import")
+        parser.add_argument("--database", required=True, help="the alias to import into (e.g. customers)")
+        parser.add_argument("--format", choices=sorted(BY_NAME), help="default: from the file name's extension")
+        parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+        parser.add_argument("--batch-size", type=int, default=1000, help="rows per bulk INSERT/UPDATE")
+
+    def handle(self, *args, model, file, database, format=None, dry_run=False, batch_size=1000, **options):
+        model_class = self.model(model, database)
+        path = Path(file)
+        file_format = format or path.suffix.lstrip(".").lower()
+        if file_format not in BY_NAME:
+            raise CommandError(f"Cannot tell the format of {file}: pass --format ({', '.join(sorted(BY_NAME))}).")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
+
+        started = time.monotonic()
+        with using_database(database):
+            try:
+                dataset = BY_NAME[file_format](encoding="utf-8").create_dataset(data)
+            except FileFormatError as exc:
+                raise CommandError(f"{file}: {exc} Nothing was imported.") from None
+            resource = resource_for(model_class, batch_size=batch_size)(using=database)
+            with self.progress(dataset.height) as bar:
+                resource.progress = bar.update
+                result = run_import(
+                    resource, dataset, dry_run=dry_run, via="command", file_name=path.name, file_format=file_format
+                )
+        elapsed = time.monotonic() - started
+
+        if result.problems:
+            for problem in result.problems:
+                self.stderr.write(f"{file}: {problem}")
+            raise CommandError(f"{len(result.problems)} problem(s) in {file}: nothing was imported into '{database}'.")
+        totals = result.totals
+        verb = "Checked (dry run, nothing written)" if dry_run else "Imported"
+        self.stdout.write(
+            f"{verb} {result.total_rows} rows of {model} into '{database}' in {elapsed:.1f}s "
+            f"({result.total_rows / max(elapsed, 1e-9):,.0f} rows/s): {totals['new']} new, "
+            f"{totals['update']} updated, {totals['delete']} deleted, {totals['skip']} skipped."
+        )
+
+    def model(self, label, database):
+        if database not in settings.CONSOLE_DATABASES:
+            raise CommandError(f"Unknown database '{database}'; configured: {', '.join(settings.CONSOLE_DATABASES)}.")
+        try:
+            model_class = apps.get_model(label)
+        except (LookupError, ValueError):
+            raise CommandError(f"Unknown model '{label}'; use app_label.ModelName, e.g. customers.Customer.") from None
+        app_label = model_class._meta.concrete_model._meta.app_label
+        if app_label not in settings.CONSOLE_DATABASES[database]["apps"]:
+            raise CommandError(f"Database '{database}' does not hold {label} (app '{app_label}').")
+        return model_class
+
+    def progress(self, total):
+        """A progress bar (rows, rate, ETA) on a terminal; silent in scripts and pipes."""
+        return tqdm(total=total, unit="rows", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
