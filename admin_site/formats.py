@@ -142,9 +142,27 @@ class XLSX(base_formats.XLSX):
             raise FileFormatError(f"The file is not a readable XLSX workbook ({type(exc).__name__}).") from None
         try:
             sheet = workbook.worksheets[0]
-            return rows_to_dataset(enumerate(sheet.iter_rows(values_only=True), 1), "row")
+            return rows_to_dataset(_squared(sheet.iter_rows(values_only=True)), "row")
         finally:
             workbook.close()
+
+
+def _squared(rows):
+    """Sheet rows numbered from 1, trailing empty cells dropped or filled to the header's width.
+
+    Spreadsheets omit empty cells at the end of a row (and some writers pad
+    rows past the last column): only a non-empty cell beyond the header counts.
+    """
+    width = None
+    for number, row in enumerate(rows, 1):
+        row = list(row)
+        while row and row[-1] in (None, "") and (width is None or len(row) > width):
+            row.pop()
+        if width is None:
+            width = len(row)
+        elif len(row) < width:
+            row += [None] * (width - len(row))
+        yield number, row
 
 
 def check_xlsx(data):

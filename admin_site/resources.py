@@ -17,7 +17,7 @@ validated per row and written in bulk through the relation's table.
 from collections import defaultdict
 
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
-from django.db import router
+from django.db import models, router
 from import_export import resources, widgets
 
 from admin_site.audit import audited
@@ -84,6 +84,16 @@ class DatabaseModelResource(resources.ModelResource):
     def field_from_django_field(cls, field_name, django_field, readonly):
         """Fields the model never takes from a form (timestamps, counters) are export-only."""
         return super().field_from_django_field(field_name, django_field, readonly or not django_field.editable)
+
+    #: Text columns read empty cells as "" (stock leaves TextField to a widget that keeps None).
+    WIDGETS_MAP = {**resources.ModelResource.WIDGETS_MAP, "TextField": widgets.CharWidget}
+
+    @classmethod
+    def widget_kwargs_for_field(cls, field_name, django_field):
+        kwargs = super().widget_kwargs_for_field(field_name, django_field)
+        if isinstance(django_field, (models.CharField, models.TextField)) and not django_field.null:
+            kwargs.update({"coerce_to_string": True, "allow_blank": True})
+        return kwargs
 
     @classmethod
     def get_fk_widget(cls, field):

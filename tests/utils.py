@@ -163,3 +163,14 @@ def form_data(html, form_id=None):
     parser = _FormParser(form_id)
     parser.feed(html if isinstance(html, str) else html.decode())
     return parser.data
+
+
+def export_file(client, panel, model, file_format="0", **extra):
+    """Post the export form as a browser would (every field ticked) and return the response."""
+    url = admin_url(panel, model, "export")
+    page = client.get(url)
+    if page.status_code != 200:
+        return page
+    data = {k: v for k, v in form_data(page.content).items() if k != "csrfmiddlewaretoken"}
+    data.update({"format": file_format, **extra})
+    return client.post(url, data)

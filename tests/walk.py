@@ -15,7 +15,7 @@ from django.urls import include, path, reverse
 from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
 from admin_site.sites import DatabaseAdminSite, all_sites
 from tests.conftest import seed_customers, seed_users
-from tests.utils import admin_url, capture_queries, form_data
+from tests.utils import admin_url, capture_queries, export_file, form_data
 
 
 def seed_panel(panel):
@@ -72,6 +72,7 @@ class PanelWalker:
         self.get(reverse(f"{self.site.name}:index"))
         for model, model_admin in self.registered():
             self.walk_changelist(model, model_admin)
+            self.walk_import_export(model, model_admin)
             obj = model._default_manager.using(self.panel).first()
             if model_admin.has_add_permission(_request_for(self.client)):
                 self.get(self.url(model, "add"))
@@ -92,6 +93,21 @@ class PanelWalker:
                     "term": "a",
                 }
                 self.get(reverse(f"{self.site.name}:autocomplete"), query)
+
+    def walk_import_export(self, model, model_admin):
+        """The import form, the export form, and a streamed CSV export read to its end."""
+        request = _request_for(self.client)
+        if model_admin.has_import_permission(request):
+            self.get(self.url(model, "import"))
+        if model_admin.has_export_permission(request):
+            self.get(self.url(model, "export"))
+            with capture_queries() as log:
+                response = export_file(self.client, self.site.name, model)
+                body = b"".join(response.streaming_content) if response.streaming else b""
+            self.visited += 1
+            self.leaks += [(f"export {model.__name__}", alias, sql) for alias, sql in log.leaks_from(self.panel)]
+            if self.strict:
+                assert response.status_code == 200 and body, f"export of {model.__name__} did not stream a file"
 
     def walk_changelist(self, model, model_admin):
         changelist = self.url(model, "changelist")
