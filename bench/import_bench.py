@@ -26,6 +26,7 @@ def setup_django(url):
     os.environ["CONSOLE_DB_CUSTOMERS"] = os.path.expanduser(url)
     os.environ.setdefault("CONSOLE_VAR_DIR", tempfile.mkdtemp(prefix="console-bench-"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    os.environ["DJANGO_DEBUG"] = "0"  # as in production: no query log
     import django
 
     django.setup()
@@ -87,10 +88,10 @@ def raw_executemany(data):
         sql = (
             "INSERT INTO customers_customer (name, email, phone, country, status, tier, notes, reference, "
             "order_count, lifetime_value, contact_count, created_at, updated_at) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,0,0,0,%s,%s)"
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"  # only %s: PyMySQL then sends multi-row INSERTs
         )
         for i in range(0, len(rows), 5000):
-            batch = [(*r, uuid.uuid4().hex, now, now) for r in rows[i : i + 5000]]
+            batch = [(*r, uuid.uuid4().hex, 0, 0, 0, now, now) for r in rows[i : i + 5000]]
             cursor.executemany(sql, batch)
     connection.commit() if not connection.get_autocommit() else None
     return time.perf_counter() - started
