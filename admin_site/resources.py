@@ -28,6 +28,20 @@ from admin_site.pinning import using_database
 LOOKUP_CHUNK = 2000
 
 
+class TextWidget(widgets.CharWidget):
+    """Text that takes back the export's formula guard: "'+46 8 555" imports as "+46 8 555".
+
+    Exports prefix a text cell starting with = + - @ tab or CR with an
+    apostrophe (see ``admin_site.exports``), so that a spreadsheet shows it
+    as text; importing the file again must give the original value.
+    """
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+            value = value[1:]
+        return super().clean(value, row, **kwargs)
+
+
 class DatabaseForeignKeyWidget(widgets.ForeignKeyWidget):
     """A missing or ambiguous related row is a field error naming the value and database."""
 
@@ -85,8 +99,9 @@ class DatabaseModelResource(resources.ModelResource):
         """Fields the model never takes from a form (timestamps, counters) are export-only."""
         return super().field_from_django_field(field_name, django_field, readonly or not django_field.editable)
 
-    #: Text columns read empty cells as "" (stock leaves TextField to a widget that keeps None).
-    WIDGETS_MAP = {**resources.ModelResource.WIDGETS_MAP, "TextField": widgets.CharWidget}
+    #: Text columns read empty cells as "" (stock leaves TextField to a widget that keeps None)
+    #: and undo the export's formula guard.
+    WIDGETS_MAP = {**resources.ModelResource.WIDGETS_MAP, "CharField": TextWidget, "TextField": TextWidget}
 
     @classmethod
     def widget_kwargs_for_field(cls, field_name, django_field):
