@@ -58,8 +58,12 @@ def counts(model):
 
 @pytest.mark.parametrize("panel", ["customers", "archive"])
 def test_preview_writes_nothing_anywhere_and_confirm_lands_only_in_the_panel(root_client, panel):
-    Tag(name="vip").save(using=panel)
-    csv = HEADER.replace("\n", ",tags\n") + "Ann,ANN@example.com,de,active,gold,1\nBob,bob@example.com,FR,lead,vip,\n"
+    vip = Tag(name="vip")
+    vip.save(using=panel)
+    csv = (
+        HEADER.replace("\n", ",tags\n")
+        + f"Ann,ANN@example.com,de,active,gold,{vip.pk}\nBob,bob@example.com,FR,lead,vip,\n"
+    )
     with capture_queries() as log:
         preview = upload(root_client, panel, Customer, csv)
     assert preview.status_code == 200
