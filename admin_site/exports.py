@@ -57,7 +57,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from admin_site.pinning import using_database
+from admin_site.pinning import pinned_iterator, using_database
 
 #: Rows per fetch and per rendered chunk: about what is in memory at any time (~3 KB a row
 #: while a chunk is rendered), and how many rows share one query for M2M/instance columns.
@@ -162,22 +162,8 @@ def stream_export(resource, queryset, file_format, selected_fields=None):
         "json": lambda: _json(headers, plan, export),
         "xlsx": lambda: _xlsx(headers, plan, export, _sheet_title(queryset.model)),
     }
-    export.chunks = _pinned(writers[file_format](), alias)
+    export.chunks = pinned_iterator(writers[file_format](), alias)
     return export
-
-
-def _pinned(iterator, alias):
-    """Produce each chunk with ``alias`` pinned (relations, widgets), yield it unpinned."""
-    try:
-        while True:
-            with using_database(alias):
-                try:
-                    chunk = next(iterator)
-                except StopIteration:
-                    return
-            yield chunk
-    finally:
-        iterator.close()
 
 
 # Writers ---------------------------------------------------------------------------

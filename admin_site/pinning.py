@@ -49,19 +49,28 @@ def pin_view(view, alias):
             if isinstance(response, SimpleTemplateResponse):
                 response.render()
         if getattr(response, "streaming", False):
-            response.streaming_content = _pinned_iterator(response.streaming_content, alias)
+            response.streaming_content = pinned_iterator(response.streaming_content, alias)
         return response
 
     return pinned_view
 
 
-def _pinned_iterator(iterable, alias):
-    """Yield from ``iterable`` with ``alias`` pinned while each chunk is produced."""
+def pinned_iterator(iterable, alias):
+    """Yield from ``iterable``, producing each item with ``alias`` pinned.
+
+    Closing this generator early (an abandoned download) closes ``iterable``
+    too, so whatever it holds open (a server-side cursor) is released.
+    """
     iterator = iter(iterable)
-    while True:
-        with using_database(alias):
-            try:
-                chunk = next(iterator)
-            except StopIteration:
-                return
-        yield chunk
+    try:
+        while True:
+            with using_database(alias):
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    return
+            yield chunk
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
