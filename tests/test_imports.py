@@ -418,3 +418,16 @@ def test_export_then_import_round_trips_without_changes(root_client, fmt):
         row.pop("updated_at")  # the import saved the rows: only their change time moves
     assert after == before
     assert Customer.objects.using("customers").count() == 0
+
+
+def test_audit_trail_is_read_only_on_the_console_panel(root_client):
+    preview = upload(root_client, "customers", Customer, HEADER + "Ann,a@example.com,DE,lead,gold\n")
+    confirm(root_client, "customers", Customer, preview)
+    record = TransferRecord.objects.get()
+    changelist = root_client.get(admin_url("users", TransferRecord, "changelist"))
+    assert changelist.status_code == 200 and "customers.Customer" in changelist.content.decode()
+    assert root_client.get(admin_url("users", TransferRecord, "change", record.pk)).status_code == 200
+    assert root_client.get(admin_url("users", TransferRecord, "add")).status_code == 403
+    assert root_client.post(admin_url("users", TransferRecord, "delete", record.pk), {"post": "yes"}).status_code == 403
+    assert root_client.get(admin_url("users", TransferRecord, "import")).status_code == 403
+    assert TransferRecord.objects.count() == 1
