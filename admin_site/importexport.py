@@ -9,6 +9,7 @@ own add/change/view permissions, streamed exports and the audit trail.
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import PermissionDenied
+from django.db import Error as DatabaseDriverError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -130,7 +131,17 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         except FileFormatError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(import_url)
-        result = self.process_dataset(dataset, confirm_form, request, **kwargs)
+        try:
+            result = self.process_dataset(dataset, confirm_form, request, **kwargs)
+        except DatabaseDriverError as exc:
+            # The import's transaction did not commit. A broken connection is replaced at the end of
+            # the request (CONN_HEALTH_CHECKS), so the retry gets a fresh one.
+            messages.error(
+                request,
+                f"The database failed during the import ({type(exc).__name__}); nothing was imported. "
+                "Upload the file again to retry.",
+            )
+            return HttpResponseRedirect(import_url)
         if result.problems:
             # The data changed since the preview; nothing was written.
             form_kwargs = {**self.get_import_form_kwargs(request), "data": None, "files": None}

@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import DatabaseError, OperationalError
+from django.db import Error as DatabaseDriverError
+from django.db import OperationalError
 
 from admin_site.formats import IMPORT_FORMATS
 from admin_site.models import TransferRecord
@@ -390,7 +391,7 @@ def test_connection_dropping_mid_import_rolls_back_everything_and_a_retry_succee
     resource = resource_for(Customer)(using="customers")
     try:
         result = run_import(resource, dataset, dry_run=False, via="command")
-    except DatabaseError:
+    except DatabaseDriverError:
         pass  # the driver's error propagated: the import did not pretend to succeed
     else:
         assert result.problems, "a dropped connection must surface as a problem, not a success"
@@ -433,3 +434,20 @@ def test_audit_trail_is_read_only_on_the_console_panel(root_client):
     assert root_client.post(admin_url("users", TransferRecord, "delete", record.pk), {"post": "yes"}).status_code == 403
     assert root_client.get(admin_url("users", TransferRecord, "import")).status_code == 403
     assert TransferRecord.objects.count() == 1
+
+
+def test_database_failing_during_confirm_is_a_message_not_a_500(root_client, monkeypatch):
+    from admin_site.resources import DatabaseModelResource
+
+    preview = upload(root_client, "customers", Customer, HEADER + "Ann,a@example.com,DE,lead,gold\n")
+
+    def lost(self, *args, **kwargs):
+        raise OperationalError("(2013, 'Lost connection to server during query')")
+
+    monkeypatch.setattr(DatabaseModelResource, "bulk_create", lost)
+    response = confirm(root_client, "customers", Customer, preview)
+    assert response.status_code == 302
+    messages = [str(m) for m in root_client.get(response["Location"]).context["messages"]]
+    assert any("nothing was imported" in m for m in messages)
+    assert Customer.objects.using("customers").count() == 0
+    assert TransferRecord.objects.get().outcome == "failed"

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.apps import apps
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError
+from django.db import Error as DatabaseError
 from tqdm import tqdm
 
 from admin_site.formats import BY_NAME, FileFormatError
@@ -48,9 +49,14 @@ class Command(BaseCommand):
             resource = resource_for(model_class, batch_size=batch_size)(using=database)
             with self.progress(dataset.height) as bar:
                 resource.progress = bar.update
-                result = run_import(
-                    resource, dataset, dry_run=dry_run, via="command", file_name=path.name, file_format=file_format
-                )
+                try:
+                    result = run_import(
+                        resource, dataset, dry_run=dry_run, via="command", file_name=path.name, file_format=file_format
+                    )
+                except DatabaseError as exc:
+                    raise CommandError(
+                        f"The database failed during the import ({exc}); nothing was imported."
+                    ) from None
         elapsed = time.monotonic() - started
 
         if result.problems:
