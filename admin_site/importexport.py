@@ -20,6 +20,7 @@ from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.results import RowResult
 
 from admin_site.audit import audited
+from admin_site.exports import stream_export, xlsx_max_rows
 from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, max_upload_bytes
 from admin_site.resources import resource_for
 from admin_site.uploads import SharedUploadStorage
@@ -193,14 +194,10 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         return super().response_change(request, obj)
 
     def get_export_context_data(self, **kwargs):
-        from admin_site.exports import xlsx_max_rows
-
         return {**super().get_export_context_data(**kwargs), "xlsx_max_rows": xlsx_max_rows()}
 
     def _do_file_export(self, file_format, request, queryset, export_form=None):
         """Stream the file as it is produced; record the export when the stream ends."""
-        from admin_site.exports import stream_export
-
         if not self.has_export_permission(request):
             raise PermissionDenied
         resource_class = self.choose_export_resource_class(export_form, request) if export_form else None

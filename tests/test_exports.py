@@ -31,7 +31,7 @@ from import_export.formats.base_formats import JSON as StockJSON
 from import_export.formats.base_formats import XLSX as StockXLSX
 from openpyxl.worksheet import _writer as openpyxl_writer
 
-from admin_site import exports
+from admin_site.exports import rows as export_rows
 from admin_site.exports import escape_formula, stream_export
 from admin_site.models import TransferRecord
 from admin_site.resources import DatabaseModelResource, resource_for
@@ -383,14 +383,14 @@ def test_unknown_format_is_refused():
 def stream_connections(monkeypatch):
     """Every separate connection an export opens."""
     opened = []
-    original = exports.open_stream_connection
+    original = export_rows.open_stream_connection
 
     def recording(alias):
         connection = original(alias)
         opened.append(connection)
         return connection
 
-    monkeypatch.setattr(exports, "open_stream_connection", recording)
+    monkeypatch.setattr(export_rows, "open_stream_connection", recording)
     return opened
 
 
@@ -405,7 +405,7 @@ def bulk_customers(alias, count, prefix="bulk"):
 def test_mysql_streams_on_a_separate_connection_and_releases_it(stream_connections, monkeypatch):
     if not on_mysql():
         pytest.skip("the server-side cursor is the MySQL/MariaDB path")
-    monkeypatch.setattr(exports, "CHUNK_SIZE", 10)
+    monkeypatch.setattr(export_rows, "CHUNK_SIZE", 10)
     bulk_customers("archive", 35)
     resource = resource_for(Customer)(using="archive")
     # Run to the end: the connection closes with the last row.
