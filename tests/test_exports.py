@@ -31,8 +31,8 @@ from import_export.formats.base_formats import JSON as StockJSON
 from import_export.formats.base_formats import XLSX as StockXLSX
 from openpyxl.worksheet import _writer as openpyxl_writer
 
-from admin_site.exports import rows as export_rows
 from admin_site.exports import escape_formula, stream_export
+from admin_site.exports import rows as export_rows
 from admin_site.models import TransferRecord
 from admin_site.resources import DatabaseModelResource, resource_for
 from console.customers.models import Address, BusinessCustomer, Customer, Order, Tag, VipCustomer
