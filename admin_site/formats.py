@@ -29,6 +29,14 @@ def max_upload_bytes():
     return getattr(settings, "CONSOLE_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 
 
+def check_size(size):
+    """Refuse a file over ``CONSOLE_IMPORT_MAX_BYTES`` before anything reads it."""
+    if size > max_upload_bytes():
+        raise FileFormatError(
+            f"The file is {size / 1_048_576:.1f} MB; the limit is {max_upload_bytes() / 1_048_576:.0f} MB."
+        )
+
+
 def decode_text(data):
     """Strict UTF-8 (a BOM is fine); anything else is named, with its line."""
     if isinstance(data, str):

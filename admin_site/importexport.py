@@ -21,7 +21,7 @@ from import_export.results import RowResult
 
 from admin_site.audit import audited
 from admin_site.exports import stream_export, xlsx_max_rows
-from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, max_upload_bytes
+from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, check_size
 from admin_site.resources import resource_for
 from admin_site.uploads import SharedUploadStorage
 
@@ -84,11 +84,7 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
 
     def write_to_tmp_storage(self, import_file, input_format):
         """Stream the upload to shared storage (stock concatenates it in memory)."""
-        if import_file.size > max_upload_bytes():
-            raise FileFormatError(
-                f"The file is {import_file.size / 1_048_576:.1f} MB; "
-                f"the limit is {max_upload_bytes() / 1_048_576:.0f} MB."
-            )
+        check_size(import_file.size)
         storage = SharedUploadStorage(read_mode="rb")
         storage.save(import_file)
         return storage

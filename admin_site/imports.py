@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import DatabaseError
 
-from admin_site.formats import BY_NAME, FileFormatError, max_upload_bytes
+from admin_site.formats import BY_NAME, FileFormatError, check_size
 from admin_site.models import TransferRecord
 
 
@@ -34,10 +34,7 @@ class Problem:
 
 def read_dataset(data, file_format):
     """Parse ``data`` (bytes) as ``file_format`` ("csv", "xlsx", …); raise FileFormatError."""
-    if len(data) > max_upload_bytes():
-        raise FileFormatError(
-            f"The file is {len(data) / 1_048_576:.1f} MB; the limit is {max_upload_bytes() / 1_048_576:.0f} MB."
-        )
+    check_size(len(data))
     try:
         format_class = BY_NAME[file_format]
     except KeyError:

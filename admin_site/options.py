@@ -146,6 +146,19 @@ class DatabaseModelAdmin(DatabaseAdminMixin, admin.ModelAdmin):
     """The ModelAdmin every console panel registers."""
 
 
+class ReadOnlyAdminMixin:
+    """Rows to read, never to add, change or delete (views, audit records)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class DatabaseInlineMixin(DatabaseBoundMixin):
     """Inline rows, their choices and their DELETE check on the panel's alias."""
 

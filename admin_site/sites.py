@@ -64,7 +64,7 @@ class DatabaseAdminSite(admin.AdminSite):
 
     def get_log_entries(self, request):
         """Recent actions of this database only (LogEntry itself has no database column)."""
-        return super().get_log_entries(request).filter(panel__database=self.alias)
+        return self.log_entries_for(super().get_log_entries(request))
 
     def log_entries_for(self, queryset):
         """Restrict a LogEntry queryset to this panel's database."""

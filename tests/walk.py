@@ -8,7 +8,6 @@ site; ``walk_change_forms`` posts each change form back as a browser would.
 
 import types
 
-from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 from django.urls import include, path, reverse
 
@@ -217,6 +216,3 @@ def unbound_site(alias):
     urlconf = types.ModuleType(f"tests.urls_{alias}_stock")
     urlconf.urlpatterns = [path(f"{alias}-stock/", site.urls), path("", include("console.urls"))]
     return types.SimpleNamespace(site=site, urlconf=urlconf)
-
-
-__all__ = ["PanelWalker", "seed_panel", "unbind", "unbound_site", "admin"]

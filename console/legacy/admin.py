@@ -7,7 +7,7 @@
 from django.contrib import admin
 
 import admin_site
-from admin_site.options import DatabaseModelAdmin
+from admin_site.options import DatabaseModelAdmin, ReadOnlyAdminMixin
 from console.legacy.models import Custmast, Invoice, VOpenInvoices
 
 
@@ -36,7 +36,7 @@ class InvoiceAdmin(DatabaseModelAdmin):
 
 
 @admin_site.register(VOpenInvoices)
-class VOpenInvoicesAdmin(DatabaseModelAdmin):
+class VOpenInvoicesAdmin(ReadOnlyAdminMixin, DatabaseModelAdmin):
     """A view: nothing to add, change or delete, only to read."""
 
     list_display = ["invno", "custno", "custname", "invdate", "duedate", "amount", "currency"]
@@ -44,12 +44,3 @@ class VOpenInvoicesAdmin(DatabaseModelAdmin):
     search_fields = ["=invno", "=custno", "custname"]
     date_hierarchy = "duedate"
     list_per_page = 50
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
