@@ -10,22 +10,48 @@ which covers model validation inside the package.
 Speed: rows are written in bulk, and the per-row unique checks of
 ``full_clean`` (one query per unique field per row) are replaced by one
 query per unique field per batch of values, plus a check for duplicates
-inside the file.  Many-to-many columns, which stock bulk mode ignores, are
-validated per row and written in bulk through the relation's table.
+inside the file.  A file of new rows (no key column) takes a short per-row
+path: clean the file's cells, build the instance, validate it (memoized per
+distinct value, ``admin_site.bulk``), queue it.  Many-to-many columns, which
+stock bulk mode ignores, are validated per row and written in bulk through
+the relation's table.
 """
 
 from collections import defaultdict
 
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
-from django.db import connections, models, router
+from django.db import models, router
 from import_export import resources, widgets
+from import_export.results import RowResult
 
 from admin_site.audit import audited
+from admin_site.bulk import FieldCleaner, insert_rows, instance_factory
 from admin_site.imports import problems, record_result
 from admin_site.pinning import using_database
 
 #: Values per ``IN (...)`` query when checking unique columns against the database.
 LOOKUP_CHUNK = 2000
+
+#: Above this many rows an import does not read back the new rows' pks (the admin logs
+#: rows one by one only up to this many; see ``admin_site.importexport``).
+READ_BACK_PKS_UP_TO = 10_000
+
+#: Per-row hooks the new-rows path stands in for; a subclass overriding one keeps the stock path.
+ROW_HOOKS = (
+    "import_row",
+    "before_import_row",
+    "get_or_init_instance",
+    "get_instance",
+    "init_instance",
+    "after_init_instance",
+    "for_delete",
+    "import_instance",
+    "import_field",
+    "skip_row",
+    "validate_instance",
+    "save_instance",
+    "save_m2m",
+)
 
 
 class TextWidget(widgets.CharWidget):
@@ -37,8 +63,8 @@ class TextWidget(widgets.CharWidget):
     """
 
     def clean(self, value, row=None, **kwargs):
-        if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
-            value = value[1:]
+        if type(value) is str:  # what CharWidget.clean returns for a str, without its calls
+            return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r" else value
         return super().clean(value, row, **kwargs)
 
 
@@ -89,6 +115,7 @@ class DatabaseModelResource(resources.ModelResource):
         self.using = using or router.db_for_write(self._meta.model)
         self._unique_conflicts = {}
         self._row_number = None
+        self._new_rows_only, self._need_pks = False, True
         #: Called with 1 after each row (the command line's progress bar).
         self.progress = None
 
@@ -185,10 +212,65 @@ class DatabaseModelResource(resources.ModelResource):
         carried = {f.attribute for f in present if f.attribute and not f.readonly}
         model_fields = self._meta.model._meta.concrete_fields
         self._not_in_file = {f.name for f in model_fields if f.name not in carried and f.attname not in carried}
+        self._cleaner = FieldCleaner(self._meta.model)
+        self._make_instance = instance_factory(self._meta.model)
+        self._new_rows_only = self._takes_new_rows_path(headers)
+        self._need_pks = len(dataset) <= READ_BACK_PKS_UP_TO or bool(self.m2m_fields(dict.fromkeys(headers)))
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
-        self._file_fields = self._not_in_file = None
+        self._file_fields = self._not_in_file = self._cleaner = None
+        self._new_rows_only = False
+
+    def _takes_new_rows_path(self, headers):
+        """Every row is new (no key column), and no subclass customises a per-row hook."""
+        id_columns = {self.fields[f].column_name for f in self.get_import_id_fields() if f in self.fields}
+        return (
+            self._meta.use_bulk
+            and self._meta.skip_diff
+            and not id_columns & set(headers)
+            and all(f.attribute and "__" not in f.attribute for f in self._file_fields if not f.readonly)
+            and all(getattr(type(self), hook) is getattr(DatabaseModelResource, hook) for hook in ROW_HOOKS)
+        )
+
+    def import_row(self, row, instance_loader, **kwargs):
+        """New rows skip the instance loader, diffing and per-field ``save`` of the stock path."""
+        if not self._new_rows_only:
+            return super().import_row(row, instance_loader, **kwargs)
+        if not self._meta.store_instance:
+            self._meta.store_instance = kwargs.get("retain_instance_in_row_result", False)
+        row_result = RowResult()
+        row_result.row_values = row
+        row_result.import_type = RowResult.IMPORT_TYPE_NEW
+        try:
+            self._row_number = kwargs.get("row_number")
+            values, errors = {}, {}
+            for field in self._file_fields:
+                if field.readonly or isinstance(field.widget, widgets.ManyToManyWidget):
+                    continue
+                try:
+                    value = _clean_cell(field, row, **kwargs)
+                except ValueError as e:
+                    errors[field.attribute] = ValidationError(str(e), code="invalid")
+                    continue
+                if value is not None or field.saves_null_values:
+                    values[field.attribute] = value
+            instance = self._make_instance(values)
+            instance._state.db = self.using
+            errors.update(self.clean_m2m(instance, row, **kwargs))
+            self.validate_instance(instance, errors)
+            self.save_instance(instance, True, row, **kwargs)
+            row_result.object_repr = str(instance)
+            if self._meta.store_instance:
+                row_result.instance = instance
+            self.after_import_row(row, row_result, **kwargs)
+        except ValidationError as e:
+            row_result.import_type = RowResult.IMPORT_TYPE_INVALID
+            row_result.validation_error = e
+        except Exception as e:
+            row_result.import_type = RowResult.IMPORT_TYPE_ERROR
+            row_result.errors.append(self.get_error_result_class()(e, row=row, number=kwargs.get("row_number")))
+        return row_result
 
     def get_import_fields(self):
         """During an import, only the fields whose column the file has (stock walks every field per row)."""
@@ -226,8 +308,9 @@ class DatabaseModelResource(resources.ModelResource):
         for attribute, message in self._unique_conflicts.get(self._row_number, {}).items():
             errors.setdefault(names.get(attribute, attribute), ValidationError(message, code="unique"))
         if self._meta.clean_model_instances:
+            cleaner = getattr(self, "_cleaner", None) or FieldCleaner(self._meta.model)
             try:
-                instance.full_clean(exclude=set(errors) | (self._not_in_file or set()), validate_unique=False)
+                cleaner.full_clean(instance, exclude=set(errors) | (self._not_in_file or set()))
             except ValidationError as e:
                 errors = e.update_error_dict(errors)
         if errors:
@@ -242,22 +325,27 @@ class DatabaseModelResource(resources.ModelResource):
             super().import_instance(instance, row, **kwargs)
         except ValidationError as e:
             errors = e.update_error_dict(errors)
+        errors.update(self.clean_m2m(instance, row, **kwargs))
+        if errors:
+            raise ValidationError(errors)
+
+    def clean_m2m(self, instance, row, **kwargs):
+        """Clean the row's M2M cells into ``instance._pending_m2m``; return their errors."""
+        errors = {}
         instance._pending_m2m = {}
         for field in self.m2m_fields(row):
             try:
                 instance._pending_m2m[field.attribute] = list(field.clean(row, **kwargs))
             except ValueError as e:
                 errors[field.attribute] = ValidationError(str(e), code="invalid")
-        if errors:
-            raise ValidationError(errors)
+        return errors
 
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
         """Widgets raise ArithmeticError for "abc" in a number column; make it a field error."""
         try:
             super().import_field(field, instance, row, is_m2m, **kwargs)
         except (ArithmeticError, TypeError) as exc:
-            numeric = isinstance(field.widget, (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget))
-            raise ValueError("Enter a number." if numeric else f"Not a valid value ({type(exc).__name__}).") from None
+            raise ValueError(_widget_message(field, exc)) from None
 
     def _check_import_id_fields(self, headers):
         """A file without the key column only adds rows: fine for any key (stock allows only "id")."""
@@ -279,7 +367,7 @@ class DatabaseModelResource(resources.ModelResource):
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         if self.create_instances and (using_transactions or not dry_run):
             try:
-                insert_rows(self._meta.model, self.create_instances, self.using)
+                insert_rows(self._meta.model, self.create_instances, self.using, need_pks=self._need_pks)
                 self.write_m2m(self.create_instances, replace=False)
             except Exception as e:
                 self.handle_import_error(result, e, raise_errors)
@@ -344,62 +432,16 @@ class DatabaseModelResource(resources.ModelResource):
             through.objects.using(self.using).bulk_create(rows, batch_size=self._meta.batch_size)
 
 
-def insert_rows(model, instances, using):
-    """INSERT new rows in multi-row statements, reading their pks back where the database can.
-
-    What ``QuerySet.bulk_create`` does for a plain model, without compiling an
-    expression per value: on 100k rows that compiler is most of the time an
-    import spends writing.  Rows with a database expression (``db_default``
-    with no value) go through ``bulk_create``.
-    """
-    connection = connections[using]
-    opts = model._meta
-    pk = opts.pk
-    auto_pk = pk.auto_created or isinstance(pk, models.AutoField)
-    plain = [obj for obj in instances if not any(hasattr(v, "resolve_expression") for v in vars(obj).values())]
-    if len(plain) != len(instances):
-        model._default_manager.using(using).bulk_create([o for o in instances if o not in plain])
-    for group in (
-        [o for o in plain if o.pk is None and auto_pk],
-        [o for o in plain if not (o.pk is None and auto_pk)],
-    ):
-        if not group:
-            continue
-        fields = [f for f in opts.local_concrete_fields if not (f is pk and group[0].pk is None)]
-        returning = group[0].pk is None and connection.features.can_return_rows_from_bulk_insert
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        size = max(1, connection.ops.bulk_batch_size(fields, group))
-        columns_out = [(f, _db_converter(f, connection)) for f in fields]
-        with connection.cursor() as cursor:
-            for start in range(0, len(group), size):
-                batch = group[start : start + size]
-                params = [convert(f.pre_save(obj, True)) for obj in batch for f, convert in columns_out]
-                sql = f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({columns}) VALUES "
-                sql += ", ".join([one_row] * len(batch))
-                if returning:
-                    sql += f" RETURNING {connection.ops.quote_name(pk.column)}"
-                cursor.execute(sql, params)
-                if returning:
-                    for obj, (value,) in zip(batch, cursor.fetchall(), strict=True):
-                        obj.pk = value
-        for obj in group:
-            obj._state.adding, obj._state.db = False, using
+def _clean_cell(field, row, **kwargs):
+    try:
+        return field.clean(row, **kwargs)
+    except (ArithmeticError, TypeError) as exc:
+        raise ValueError(_widget_message(field, exc)) from None
 
 
-#: Field classes whose database value is the Python string itself.
-_TEXT_FIELDS = (models.CharField, models.TextField, models.EmailField, models.SlugField, models.URLField)
-
-
-def _db_converter(field, connection):
-    """``field.get_db_prep_save`` bound to the connection, skipped for text already a str (or None)."""
-    if type(field) in _TEXT_FIELDS:
-
-        def convert(value):
-            return value if value is None or type(value) is str else field.get_db_prep_save(value, connection)
-
-        return convert
-    return lambda value: field.get_db_prep_save(value, connection)
+def _widget_message(field, exc):
+    numeric = isinstance(field.widget, (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget))
+    return "Enter a number." if numeric else f"Not a valid value ({type(exc).__name__})."
 
 
 def _rebind(partial, widget_class):
@@ -471,7 +513,7 @@ def find_unique_conflicts(resource, dataset):
         for number, data_row in enumerate(dataset, 1):
             raw = data_row[column]
             try:
-                value = field.clean(dict(zip(headers, data_row, strict=True)))
+                value = field.clean({field.column_name: raw})  # unique columns are plain (not relations)
             except Exception:
                 continue  # the row's own validation reports it
             if value in (None, ""):

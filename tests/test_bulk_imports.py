@@ -1,0 +1,102 @@
+"""Files of new rows take a shorter per-row path (``admin_site.bulk``): it must accept,
+refuse and store exactly what the stock per-row path does."""
+
+import pytest
+from import_export import resources as stock_resources
+
+from admin_site import resources
+from admin_site.imports import read_dataset, run_import
+from console.customers.models import Customer, Tag
+from tests.conftest import ALL_DATABASES
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+HEADER = "name,email,phone,country,status,tier,notes\n"
+GOOD = (
+    HEADER + "Ann Archer,Ann@Example.com,+49 30 123456,de,active,gold,\n"
+    "Bob Baker,bob@example.com,,FR,lead,standard,likes tea\n"
+    "Cleo Cole,cleo@example.com,(030) 555-01,de,active,vip,\n"
+)
+BAD = (
+    HEADER + "Ann Archer,ann@example.com,,DE,active,gold,\n"  # fine
+    "Bad Email,not-an-email,,DE,active,gold,\n"
+    f"{'N' * 201},long@example.com,,DE,active,gold,\n"
+    "Bad Status,status@example.com,,DE,bogus,gold,\n"
+    "Bad Country,country1@example.com,,Germany,active,gold,\n"
+    "Bad Country Again,country2@example.com,,Germany,active,gold,\n"  # same bad value: memoized, still reported
+    "Dup,ANN@example.com,,DE,active,gold,\n"
+    "Bad Phone,phone@example.com,call me,DE,active,gold,\n"
+)
+
+
+class StockPathResource(resources.resource_for(Customer)):
+    """Overrides a per-row hook, which keeps the stock django-import-export row path."""
+
+    def before_import_row(self, row, **kwargs):
+        super().before_import_row(row, **kwargs)
+
+
+def run(resource_class, text, *, dry_run=False, alias="customers"):
+    return run_import(resource_class(using=alias), read_dataset(text.encode(), "csv"), dry_run=dry_run)
+
+
+@pytest.fixture
+def no_stock_rows(monkeypatch):
+    """Fail if the stock row path runs: proves the new-rows path is the one under test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the stock row path ran")
+
+    monkeypatch.setattr(stock_resources.ModelResource, "import_row", refuse)
+
+
+def stored(alias):
+    return sorted(
+        Customer.objects.using(alias).values_list("name", "email", "phone", "country", "status", "tier", "notes")
+    )
+
+
+def test_new_rows_path_reports_the_same_problems_as_the_stock_path(monkeypatch):
+    stock = [(p.row, p.column, p.message) for p in run(StockPathResource, BAD).problems]
+    with monkeypatch.context() as m:
+        m.setattr(stock_resources.ModelResource, "import_row", lambda *a, **k: pytest.fail("stock row path ran"))
+        fast = [(p.row, p.column, p.message) for p in run(resources.resource_for(Customer), BAD).problems]
+    assert fast == stock
+    assert {row for row, _, _ in fast} == {3, 4, 5, 6, 7, 8, 9}
+    assert {(6, "country"), (7, "country")} <= {(r, c) for r, c, _ in fast}
+    assert Customer.objects.using("customers").count() == 0
+
+
+def test_new_rows_path_stores_what_the_stock_path_stores(no_stock_rows, monkeypatch):
+    result = run(resources.resource_for(Customer), GOOD)
+    assert not result.problems and result.totals["new"] == 3
+    fast = stored("customers")
+    monkeypatch.undo()
+    result = run(StockPathResource, GOOD, alias="archive")
+    assert not result.problems
+    assert fast == stored("archive")
+    assert ("Ann Archer", "ann@example.com", "+49 30 123456", "DE", "active", "gold", "") in fast  # clean() ran
+    references = set(Customer.objects.using("customers").values_list("reference", flat=True))
+    assert len(references) == 3, "a callable default is called once per row"
+    assert Customer.objects.using("customers").filter(created_at__isnull=True).count() == 0
+
+
+def test_new_rows_preview_writes_nothing(no_stock_rows):
+    result = run(resources.resource_for(Customer), GOOD, dry_run=True)
+    assert not result.problems and result.totals["new"] == 3
+    assert [row.row_values["name"] for row in result.valid_rows()] == ["Ann Archer", "Bob Baker", "Cleo Cole"]
+    assert Customer.objects.using("customers").count() == 0
+
+
+def test_large_file_without_pks_read_back_still_writes_tags(no_stock_rows, monkeypatch):
+    monkeypatch.setattr(resources, "READ_BACK_PKS_UP_TO", 1)
+    Tag.objects.using("customers").create(name="vip")
+    vip = Tag.objects.using("customers").get().pk
+    text = "name,email,country,tags\n" + "".join(f"C{i},c{i}@example.com,DE,{vip}\n" for i in range(5))
+    assert not run(resources.resource_for(Customer), text).problems
+    assert Customer.objects.using("customers").count() == 5
+    assert Customer.tags.through.objects.using("customers").count() == 5
+    text = "name,email,country\n" + "".join(f"D{i},d{i}@example.com,DE\n" for i in range(5))
+    assert not run(resources.resource_for(Customer), text).problems
+    assert Customer.objects.using("customers").filter(name__startswith="D").count() == 5
+    assert Customer.objects.using("archive").count() == 0
