@@ -57,6 +57,14 @@ INSTALLED_APPS = [
     "console.legacy",
     "console.demo",
 ]
+# `manage.py runmodwsgi` (make run) where mod_wsgi is installed (requirements-wsgi.txt; it needs apache2-dev).
+# Inside Apache, `mod_wsgi` is the embedded module, not this package: the import fails there, as it should.
+try:
+    import mod_wsgi.express  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.append("mod_wsgi.express")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

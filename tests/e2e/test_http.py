@@ -1,0 +1,139 @@
+"""The console under Apache + mod_wsgi (daemon mode), driven over real HTTP.
+
+Logins on each panel, refusals, static files, an import whose preview and
+confirm land in different daemon processes, a streamed export, logout.
+"""
+
+import csv
+import io
+import re
+import uuid
+
+from tests.e2e.conftest import PANELS, server_processes
+
+CUSTOMERS = "/customers/customers/customer/"
+
+
+def test_daemon_mode_with_two_processes_on_loopback_only(console):
+    processes = server_processes(console.server)
+    daemons = [p for p in processes if p[2].startswith("(wsgi:")]
+    assert len(daemons) >= 2, processes
+    if console.runtime.user:
+        assert {user for _pid, user, _cmd in daemons} == {console.runtime.user}
+    # The only listening socket on the port is 127.0.0.1's.
+    port = f"{console.server.port:04X}"
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and local.endswith(":" + port):
+                listening.append(local)
+    assert listening == ["0100007F:" + port], listening
+
+
+def test_each_panel_has_a_working_login(console):
+    for panel in PANELS:
+        client = console.client()
+        page = client.get(f"/{panel}/login/")
+        assert page.status == 200 and f'data-database="{panel}"' in page.text
+        response = client.login(panel, "e2e-admin", console.password)
+        assert (response.status, response.location) == (302, f"/{panel}/")
+        index = client.get(f"/{panel}/")
+        assert index.status == 200
+        assert f'id="panel-band" role="note" data-database="{panel}"' in index.text
+
+
+def test_staff_without_a_panel_permission_is_refused(console):
+    nobody = console.client()
+    assert nobody.login("customers", "e2e-nopanel", console.password).status == 302
+    home = nobody.get("/")
+    assert home.status == 403 and "may not enter any panel" in home.text
+    index = nobody.get("/customers/")
+    assert index.status == 302 and index.location.startswith("/customers/login/")
+
+    clerk = console.client()
+    assert clerk.login("customers", "e2e-clerk", console.password).status == 302
+    assert clerk.get("/customers/").status == 200
+    assert clerk.get(CUSTOMERS).status == 200
+    assert clerk.get(CUSTOMERS + "add/").status == 403  # view only
+    assert clerk.get(CUSTOMERS + "import/").status == 403
+    for other in ("users", "legacy"):
+        response = clerk.get(f"/{other}/")
+        assert response.status == 302 and response.location.startswith(f"/{other}/login/")
+
+
+def test_static_files_are_served_by_apache(console):
+    page = console.client().get("/customers/login/")
+    stylesheets = re.findall(r'href="(/static/[^"]+\.css)"', page.text)
+    assert stylesheets, "the login page links no stylesheet"
+    for url in stylesheets:
+        response = console.client().get(url)
+        assert response.status == 200, url
+        assert response.headers["Content-Type"].startswith("text/css")
+        assert response.pid is None, "static files must not go through Django"
+    assert console.client().get("/static/admin/css/no-such-file.css").status == 404
+
+
+def customers_csv(tag, rows=3):
+    lines = ["name,email,country,status,tier"]
+    lines += [f"E2E {tag} {i},e2e-{tag}-{i}@example.com,DE,active,gold" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_import_preview_and_confirm_in_different_daemon_processes(console):
+    client = console.admin()
+    seen = set()
+    for attempt in range(1, 31):
+        tag = uuid.uuid4().hex[:8]
+        form = client.get(CUSTOMERS + "import/")
+        assert form.status == 200
+        preview = client.submit(
+            form,
+            CUSTOMERS + "import/",
+            {"format": form.option("format", "csv")},
+            files={"import_file": (f"e2e-{tag}.csv", customers_csv(tag))},
+        )
+        assert preview.status == 200 and "3 new" in preview.text, preview.text[-2000:]
+        assert not console.rows("customers", "SELECT id FROM customers_customer WHERE email LIKE %s", f"e2e-{tag}-%")
+        confirm = client.submit(preview, CUSTOMERS + "process_import/", form_id=None)
+        assert confirm.status == 302, confirm.text[-2000:]
+        seen |= {preview.pid, confirm.pid}
+        console.timings["import cycles until preview and confirm differ"] = attempt
+        if preview.pid != confirm.pid:
+            break
+    else:
+        raise AssertionError(f"30 previews and confirms, always one daemon process: {seen}")
+    assert len(seen) >= 2
+    query = "SELECT email FROM customers_customer WHERE email LIKE %s"
+    emails = {email for (email,) in console.rows("customers", query, f"e2e-{tag}-%")}
+    assert emails == {f"e2e-{tag}-{i}@example.com" for i in range(3)}
+    # In the customers database only.
+    for alias in ("users", "legacy"):
+        tables = {t for (t,) in console.rows(alias, "SHOW TABLES")}
+        assert "customers_customer" not in tables
+    changelist = client.get(CUSTOMERS + f"?q=e2e-{tag}")
+    assert changelist.status == 200 and f"e2e-{tag}-0@example.com" in changelist.text
+
+
+def test_export_is_streamed(console):
+    client = console.admin()
+    form = client.get(CUSTOMERS + "export/")
+    assert form.status == 200
+    response = client.submit(form, CUSTOMERS + "export/", {"format": form.option("format", "csv")})
+    assert response.status == 200, response.text[-2000:]
+    assert response.headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in response.headers
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.body.decode("utf-8-sig"))))
+    (count,) = console.rows("customers", "SELECT COUNT(*) FROM customers_customer")[0]
+    assert len(rows) == count and count >= 40
+    assert {"name", "email"} <= set(rows[0])
+
+
+def test_logout(console):
+    client = console.admin()
+    assert client.get("/customers/").status == 200
+    page = client.get("/customers/")
+    response = client.submit(page, "/customers/logout/", form_id="logout-form")
+    assert response.status == 200 and "Logged out" in response.text
+    after = client.get("/customers/")
+    assert after.status == 302 and after.location.startswith("/customers/login/")
