@@ -115,7 +115,7 @@ class DatabaseModelResource(resources.ModelResource):
         self.using = using or router.db_for_write(self._meta.model)
         self._unique_conflicts = {}
         self._row_number = None
-        self._new_rows_only, self._need_pks = False, True
+        self._new_rows_only, self._need_pks, self._m2m_file_fields = False, True, None
         #: Called with 1 after each row (the command line's progress bar).
         self.progress = None
 
@@ -215,11 +215,13 @@ class DatabaseModelResource(resources.ModelResource):
         self._cleaner = FieldCleaner(self._meta.model)
         self._make_instance = instance_factory(self._meta.model)
         self._new_rows_only = self._takes_new_rows_path(headers)
-        self._need_pks = len(dataset) <= READ_BACK_PKS_UP_TO or bool(self.m2m_fields(dict.fromkeys(headers)))
+        self._m2m_file_fields = self.m2m_fields(dict.fromkeys(headers))
+        self._plain_file_fields = [f for f in present if not f.readonly and f not in self._m2m_file_fields]
+        self._need_pks = len(dataset) <= READ_BACK_PKS_UP_TO or bool(self._m2m_file_fields)
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
-        self._file_fields = self._not_in_file = self._cleaner = None
+        self._file_fields = self._not_in_file = self._cleaner = self._m2m_file_fields = None
         self._new_rows_only = False
 
     def _takes_new_rows_path(self, headers):
@@ -245,9 +247,7 @@ class DatabaseModelResource(resources.ModelResource):
         try:
             self._row_number = kwargs.get("row_number")
             values, errors = {}, {}
-            for field in self._file_fields:
-                if field.readonly or isinstance(field.widget, widgets.ManyToManyWidget):
-                    continue
+            for field in self._plain_file_fields:
                 try:
                     value = _clean_cell(field, row, **kwargs)
                 except ValueError as e:
@@ -333,7 +333,8 @@ class DatabaseModelResource(resources.ModelResource):
         """Clean the row's M2M cells into ``instance._pending_m2m``; return their errors."""
         errors = {}
         instance._pending_m2m = {}
-        for field in self.m2m_fields(row):
+        m2m = self._m2m_file_fields if self._m2m_file_fields is not None else self.m2m_fields(row)
+        for field in m2m:
             try:
                 instance._pending_m2m[field.attribute] = list(field.clean(row, **kwargs))
             except ValueError as e:
