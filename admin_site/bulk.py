@@ -107,7 +107,11 @@ def instance_factory(model):
     if model.__init__ is not models.Model.__init__ or pre_init.has_listeners(model) or post_init.has_listeners(model):
         return lambda values: model(**values)
     fields = model._meta.concrete_fields
-    per_instance = [f for f in fields if callable(f.default) or (f.has_db_default() and not f.has_default())]
+    # A fresh value per instance: callable defaults, and db_default expressions (when no default).
+    # (NOT_PROVIDED is a class: callable(f.default) alone is true for a field without a default.)
+    per_instance = [
+        f for f in fields if (f.has_default() and callable(f.default)) or (f.has_db_default() and not f.has_default())
+    ]
     shared = {f.attname: f.get_default() for f in fields if f not in per_instance}
     plain = {f.name for f in fields if not f.is_relation and f.name == f.attname}
 
