@@ -1,12 +1,19 @@
-"""List filters that build their choices on the panel's database.
+"""List filters that build their choices on the panel's database, and filters for big tables.
 
 Django's related and all-values filters query ``_default_manager`` (the
 router's choice) for their choices; ``bind_list_filter`` swaps them for these
 subclasses, so a ModelAdmin author keeps writing plain ``list_filter``.
+
+For big tables: ``RelatedIdFieldListFilter`` filters by a related row's key
+typed in (or picked in the raw-id popup) instead of listing every related row;
+``ColumnValuesFieldListFilter`` lists a column's values from the whole table,
+which an index on the column answers without reading the rows.
 """
 
 from django.contrib.admin import filters
-from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.utils import get_fields_from_path, get_last_value_from_parameters
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from admin_site.pinning import using_database
 
@@ -33,6 +40,72 @@ class DatabaseAllValuesFieldListFilter(filters.AllValuesFieldListFilter):
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
         self.lookup_choices = self.lookup_choices.using(model_admin.admin_site.alias)
+
+
+class RelatedIdFieldListFilter(filters.FieldListFilter):
+    """Filter by one related row, named by its key: Django's related filters list (and load) every candidate."""
+
+    template = "admin/filter_related_id.html"
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self.lookup_kwarg = f"{field_path}__{field.target_field.name}__exact"
+        self.lookup_value = get_last_value_from_parameters(params, self.lookup_kwarg)
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.related_model = field.remote_field.model
+        self.alias = model_admin.admin_site.alias
+        self.title = field.verbose_name
+        self.hidden_params = []
+
+    def has_output(self):
+        return True
+
+    def expected_parameters(self):
+        return [self.lookup_kwarg]
+
+    def selected_row(self):
+        """The chosen related row (one primary-key look-up), or the typed key if there is no such row."""
+        if not self.lookup_value:
+            return None
+        try:
+            row = self.related_model._default_manager.using(self.alias).filter(pk=self.lookup_value).first()
+        except (ValueError, TypeError, ValidationError):
+            row = None
+        return row if row is not None else self.lookup_value
+
+    def get_facet_counts(self, pk_attname, filtered_qs):
+        return {}
+
+    def choices(self, changelist):
+        self.hidden_params = [(name, value) for name, value in changelist.params.items() if name != self.lookup_kwarg]
+        yield {
+            "selected": not self.lookup_value,
+            "query_string": changelist.get_query_string(remove=[self.lookup_kwarg]),
+            "display": _("All"),
+        }
+        if self.lookup_value:
+            yield {
+                "selected": True,
+                "query_string": changelist.get_query_string({self.lookup_kwarg: self.lookup_value}),
+                "display": str(self.selected_row()),
+            }
+
+
+class ColumnValuesFieldListFilter(filters.AllValuesFieldListFilter):
+    """The column's values over the whole table, on the panel's database: an index on the column lists them.
+
+    Django's all-values filter takes them from the admin's queryset, which on a
+    proxy with a filtered manager reads every row the manager keeps.
+    """
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        parent_model = get_fields_from_path(model, field_path)[-1].model._meta.concrete_model
+        self.lookup_choices = (
+            parent_model._base_manager.using(model_admin.admin_site.alias)
+            .distinct()
+            .order_by(field.name)
+            .values_list(field.name, flat=True)
+        )
 
 
 BOUND_FILTERS = {

@@ -11,9 +11,11 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import csrf_protect_m
 from django.db import transaction
 
+from admin_site.changelists import ChangeListPaginator, DatabaseChangeList
 from admin_site.filters import bind_list_filter
 from admin_site.importexport import DatabaseImportExportMixin
 from admin_site.pinning import using_database
+from admin_site.search import narrow_by_fulltext
 
 
 def bind_form(form_class, alias):
@@ -64,6 +66,23 @@ class DatabaseBoundMixin:
 
 class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``); brings import/export."""
+
+    # Big tables (admin_site.changelists, admin_site.search): counts that never scan.
+    paginator = ChangeListPaginator
+    #: Rows counted exactly at most; an unfiltered table above it shows its estimate.
+    exact_count_max = 10_000
+    #: Seconds a count may take before the list says "more than N" instead.
+    count_time_limit = 0.05
+    #: Columns of a FULLTEXT index (MySQL/MariaDB) that can answer ``search_fields`` on them.
+    search_fulltext_fields = ()
+
+    def get_changelist(self, request, **kwargs):
+        return DatabaseChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        """Search words through the FULLTEXT index where there is one, with Django's results."""
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return narrow_by_fulltext(self, request, queryset, search_term), may_have_duplicates
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)
@@ -136,9 +155,15 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
         return entries
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        """The history view paginates every database's entries: keep this panel's."""
+        """The history view paginates every database's entries: keep this panel's.
+
+        A ``ChangeListPaginator`` also gets this admin's count bounds.
+        """
         if queryset.model is LogEntry:
             queryset = self.admin_site.log_entries_for(queryset)
+        if isinstance(self.paginator, type) and issubclass(self.paginator, ChangeListPaginator):
+            bounds = {"exact_count_max": self.exact_count_max, "count_time_limit": self.count_time_limit}
+            return self.paginator(queryset, per_page, orphans, allow_empty_first_page, **bounds)
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
 

@@ -10,6 +10,7 @@ from django.urls import path
 from django.utils import timezone
 
 import admin_site
+from admin_site.filters import ColumnValuesFieldListFilter, RelatedIdFieldListFilter
 from admin_site.options import DatabaseModelAdmin, DatabaseTabularInline
 from console.customers.models import (
     ActiveCustomer,
@@ -39,8 +40,10 @@ class OrderInline(DatabaseTabularInline):
 @admin_site.register(Customer)
 class CustomerAdmin(DatabaseModelAdmin):
     list_display = ["name", "email", "country", "status", "tier", "order_count", "lifetime_value", "contact_count"]
+    # Choices fields list their choices; country and city values come from their indexes.
     list_filter = ["status", "tier", "country", "tags", ("addresses__city", admin.AllValuesFieldListFilter)]
     search_fields = ["name", "email"]
+    search_fulltext_fields = ["name", "email"]  # FULLTEXT index on MySQL (migration 0002)
     date_hierarchy = "created_at"
     filter_horizontal = ["tags"]
     readonly_fields = ["reference", "order_count", "lifetime_value", "contact_count", "last_contacted_at", "created_at"]
@@ -100,13 +103,13 @@ class CustomerAdmin(DatabaseModelAdmin):
 
 @admin_site.register(ActiveCustomer)
 class ActiveCustomerAdmin(CustomerAdmin):
-    list_filter = ["tier", "country"]
+    list_filter = ["tier", ("country", ColumnValuesFieldListFilter)]
 
 
 @admin_site.register(VipCustomer)
 class VipCustomerAdmin(CustomerAdmin):
     list_display = ["name", "email", "lifetime_value", "order_count", "country", "status"]
-    list_filter = ["status", "country"]
+    list_filter = ["status", ("country", ColumnValuesFieldListFilter)]
 
 
 @admin_site.register(BusinessCustomer)
@@ -124,7 +127,7 @@ class OrderLineInline(DatabaseTabularInline):
 @admin_site.register(Order)
 class OrderAdmin(DatabaseModelAdmin):
     list_display = ["number", "customer", "status", "placed_on", "total"]
-    list_filter = ["status", ("customer", admin.RelatedOnlyFieldListFilter), "customer__country"]
+    list_filter = ["status", ("customer", RelatedIdFieldListFilter), "customer__country"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__email"]
     date_hierarchy = "placed_on"
@@ -137,7 +140,7 @@ class OrderAdmin(DatabaseModelAdmin):
 @admin_site.register(Address)
 class AddressAdmin(DatabaseModelAdmin):
     list_display = ["line1", "city", "postcode", "country", "kind", "customer"]
-    list_filter = ["kind", "country", "customer"]
+    list_filter = ["kind", "country", ("customer", RelatedIdFieldListFilter)]
     list_select_related = ["customer"]
     search_fields = ["line1", "city", "postcode"]
     autocomplete_fields = ["customer"]

@@ -4,9 +4,8 @@
 ``AdminSite.register()`` refuses such models.
 """
 
-from django.contrib import admin
-
 import admin_site
+from admin_site.filters import RelatedIdFieldListFilter
 from admin_site.options import DatabaseModelAdmin, ReadOnlyAdminMixin
 from console.legacy.models import Custmast, Invoice, VOpenInvoices
 
@@ -25,7 +24,7 @@ class CustmastAdmin(DatabaseModelAdmin):
 @admin_site.register(Invoice)
 class InvoiceAdmin(DatabaseModelAdmin):
     list_display = ["invno", "customer", "invdate", "duedate", "amount", "currency", "paid", "paiddate"]
-    list_filter = ["paid", "currency", ("customer", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["paid", "currency", ("customer", RelatedIdFieldListFilter)]
     list_select_related = ["customer"]
     search_fields = ["=invno", "=customer__custno", "customer__name", "remark"]
     date_hierarchy = "invdate"

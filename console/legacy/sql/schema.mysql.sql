@@ -5,6 +5,9 @@
 -- constraints (INVOICE.CUSTNO is a plain integer), a view and a composite key.
 -- Statements end with ";" at the end of a line: create_legacy_schema splits there.
 -- Keep console/legacy/sql/schema.sqlite.sql in step.
+-- Indexes marked "admin" serve the console's list filters, orderings and date
+-- hierarchies on big tables; databases created before them get them from
+-- upgrade-0001-admin-indexes.mysql.sql.
 
 CREATE TABLE `CUSTMAST` (
     `CUSTNO` INT NOT NULL AUTO_INCREMENT,
@@ -19,7 +22,12 @@ CREATE TABLE `CUSTMAST` (
     `OPENED` DATE NOT NULL,
     `LASTCHG` DATETIME NULL,
     PRIMARY KEY (`CUSTNO`),
-    KEY `CUSTMAST_NAME` (`NAME`)
+    KEY `CUSTMAST_NAME` (`NAME`),
+    KEY `CUSTMAST_CLASS` (`CLASS`),
+    KEY `CUSTMAST_COUNTRY` (`COUNTRY`),
+    KEY `CUSTMAST_ACTIVE` (`ACTIVE`),
+    KEY `CUSTMAST_ON_HOLD` (`ON_HOLD`),
+    KEY `CUSTMAST_OPENED` (`OPENED`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE `INVOICE` (
@@ -34,7 +42,10 @@ CREATE TABLE `INVOICE` (
     `REMARK` VARCHAR(200) NULL,
     PRIMARY KEY (`INVNO`),
     KEY `INVOICE_CUSTNO` (`CUSTNO`),
-    KEY `INVOICE_INVDATE` (`INVDATE`)
+    KEY `INVOICE_INVDATE` (`INVDATE`),
+    KEY `INVOICE_PAID` (`PAID`),
+    KEY `INVOICE_PAID_DUEDATE` (`PAID`, `DUEDATE`),
+    KEY `INVOICE_CURRENCY` (`CURRENCY`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE `PRODUCT_PRICE` (

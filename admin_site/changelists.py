@@ -1,0 +1,460 @@
+"""Changelists that stay fast as tables grow: counts that never scan, pages past them.
+
+Django's changelist counts its rows with ``COUNT(*)`` twice per page (the
+filtered count and the "N total", ticket #8408): on InnoDB that reads the whole
+table.  Here a count is one of three things, and the page says which:
+
+* **estimated** — an unfiltered list of a big table takes the database's own
+  row estimate (MariaDB/MySQL table statistics), read on the panel's alias;
+* **exact** — everything else is counted, but only up to ``exact_count_max``
+  rows and within ``count_time_limit`` seconds (a statement time limit on
+  MariaDB/MySQL, a progress handler on SQLite);
+* **at least** — when that bound is hit: "more than N".
+
+``ChangeListPaginator`` numbers pages from such a count and serves pages past
+an inexact one: each page reads one row more than it shows to know whether
+there is a next page, so next/previous navigation works to the real last row.
+``DatabaseChangeList`` uses it for the result count and the "N total" count,
+and its date hierarchy reads only the first and last date (index look-ups)
+instead of ``SELECT DISTINCT`` over every row.
+"""
+
+import base64
+import datetime
+import json
+import math
+import operator
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import reduce
+
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.paginator import EmptyPage, InvalidPage, Page, PageNotAnInteger, Paginator
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, connections, models
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
+#: Query parameter of next/previous links: the row a page starts after (or ends before).
+CURSOR_VAR = "cursor"
+
+#: Server error codes for "the statement ran out of time": MariaDB, MySQL.
+TIMEOUT_ERRORS = {1969, 3024}
+
+
+class StatementTimeout(Exception):
+    """A statement was stopped by ``statement_time_limit``."""
+
+
+@dataclass(frozen=True)
+class RowCount:
+    """How many rows a list has, and how sure the number is."""
+
+    value: int
+    kind: str = EXACT
+
+    @property
+    def exact(self):
+        return self.kind == EXACT
+
+    def __str__(self):
+        if self.kind == ESTIMATED:
+            return f"about {self.value:,} (estimated)"
+        if self.kind == AT_LEAST:
+            return f"more than {self.value:,}"
+        return f"{self.value:,}"
+
+
+def estimable(queryset):
+    """True when ``queryset`` means "every row of one table": its table's row estimate applies.
+
+    A filter of any kind (list filters, search, a proxy's filtered manager,
+    ``extra(where=...)``) puts a condition in ``query.where``; a multi-table
+    child counts the rows of its own table, one per child.
+    """
+    query = queryset.query
+    return not (query.where or query.distinct or query.combinator or query.is_sliced or query.group_by)
+
+
+def table_estimate(queryset):
+    """The database's row estimate for ``queryset``'s table, on the queryset's alias; None if it has none.
+
+    MariaDB/MySQL keep it in the table statistics (``information_schema.TABLES.TABLE_ROWS``,
+    what ``SHOW TABLE STATUS`` shows); views and other backends have none.
+    """
+    connection = connections[queryset.db]
+    if connection.vendor != "mysql" or not estimable(queryset):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            [queryset.model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+@contextmanager
+def statement_time_limit(alias, seconds):
+    """Stop any statement the block runs on ``alias`` after ``seconds``: raise ``StatementTimeout``.
+
+    MariaDB: each SELECT runs as ``SET STATEMENT max_statement_time=... FOR ...``;
+    MySQL: with a ``MAX_EXECUTION_TIME`` hint; SQLite: a progress handler
+    interrupts it.  Nothing is left set on the connection afterwards.
+    """
+    connection = connections[alias]
+    if connection.vendor == "mysql":
+        if connection.mysql_is_mariadb:
+            prefix = f"SET STATEMENT max_statement_time={seconds:.3f} FOR "
+
+            def limit(sql):
+                return prefix + sql
+        else:
+
+            def limit(sql):
+                return sql.replace("SELECT", f"SELECT /*+ MAX_EXECUTION_TIME({max(1, round(seconds * 1000))}) */", 1)
+
+        def wrapper(execute, sql, params, many, context):
+            return execute(limit(sql) if sql.lstrip().upper().startswith("SELECT") else sql, params, many, context)
+
+        try:
+            with connection.execute_wrapper(wrapper):
+                yield
+        except DatabaseError as error:
+            code = getattr(error.__cause__, "args", (None,))[0] if error.__cause__ else None
+            if code in TIMEOUT_ERRORS or (error.args and error.args[0] in TIMEOUT_ERRORS):
+                raise StatementTimeout(str(error)) from error
+            raise
+    elif connection.vendor == "sqlite":
+        connection.ensure_connection()
+        deadline = time.monotonic() + seconds
+        connection.connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        try:
+            yield
+        except DatabaseError as error:
+            if "interrupted" in str(error):
+                raise StatementTimeout(str(error)) from error
+            raise
+        finally:
+            connection.connection.set_progress_handler(None, 0)
+    else:
+        yield
+
+
+def count_rows(queryset, exact_count_max, count_time_limit):
+    """A ``RowCount`` for ``queryset`` that never reads more than ``exact_count_max`` rows.
+
+    A table estimate above ``exact_count_max`` is taken as it is; below it the
+    estimate is too rough (InnoDB's can be off by half) and the rows are
+    counted.  The count stops after ``exact_count_max + 1`` rows
+    (``SELECT COUNT(*) FROM (... LIMIT n)``) and after ``count_time_limit``
+    seconds; then the list has "more than" what was counted.
+    """
+    estimate = table_estimate(queryset)
+    if estimate is not None and estimate > exact_count_max:
+        return RowCount(estimate, ESTIMATED)
+    try:
+        with statement_time_limit(queryset.db, count_time_limit):
+            counted = queryset.order_by()[: exact_count_max + 1].count()
+    except StatementTimeout:
+        return RowCount(0, AT_LEAST)
+    if counted > exact_count_max:
+        return RowCount(exact_count_max, AT_LEAST)
+    return RowCount(counted, EXACT)
+
+
+def keyset_fields(queryset):
+    """``[(field, descending), ...]`` when ``queryset`` is ordered by plain columns ending with a unique one.
+
+    Then "the rows after this one" is a condition an index answers, whatever
+    the page's depth (keyset pagination); otherwise None.
+    """
+    opts = queryset.model._meta
+    keys = []
+    for item in queryset.query.order_by:
+        if not isinstance(item, str) or "__" in item or item.lstrip("-") == "?":
+            return None
+        name = item.lstrip("-")
+        try:
+            field = opts.pk if name == "pk" else opts.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if field.null or not field.concrete or field.many_to_many:
+            return None
+        keys.append((field, item.startswith("-")))
+        if field.primary_key or field.unique:
+            return keys
+    return None
+
+
+def make_cursor(keys, obj, after):
+    """The ``CURSOR_VAR`` value for the rows after (or before) ``obj``."""
+    values = [getattr(obj, field.attname) for field, _ in keys]
+    payload = json.dumps(["a" if after else "b", values], cls=DjangoJSONEncoder, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def read_cursor(keys, cursor):
+    """``(after, values)`` from a ``make_cursor`` value, or None if it does not fit ``keys``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        direction, values = json.loads(raw)
+        if direction not in ("a", "b") or len(values) != len(keys):
+            return None
+        return direction == "a", [field.to_python(value) for (field, _), value in zip(keys, values, strict=True)]
+    except (ValueError, TypeError, ValidationError):
+        return None
+
+
+def keyset_condition(keys, values, after):
+    """Rows after (or before) the row with ``values`` in the ordering ``keys``: an index range."""
+    conditions, equal = [], {}
+    for (field, descending), value in zip(keys, values, strict=True):
+        lookup = "lt" if descending == after else "gt"
+        conditions.append(models.Q(**equal, **{f"{field.attname}__{lookup}": value}))
+        equal[field.attname] = value
+    return reduce(operator.or_, conditions)
+
+
+def cached_slice(queryset, rows):
+    """``queryset`` (a page's slice) already evaluated to ``rows``: list_editable formsets need a queryset."""
+    queryset._result_cache = list(rows)
+    queryset._prefetch_done = True
+    return queryset
+
+
+class OpenPage(Page):
+    """A page of a list whose length is not known exactly: it knows only whether a next page exists."""
+
+    def __init__(self, object_list, number, paginator, more):
+        super().__init__(object_list, number, paginator)
+        self.more = more
+
+    def has_next(self):
+        return self.more
+
+    def end_index(self):
+        return self.start_index() + len(self.object_list) - 1 if self.object_list else 0
+
+    @property
+    def past_the_end(self):
+        """An estimate promised this page but the rows ended before it."""
+        return not self.object_list and self.number > 1
+
+
+class ChangeListPaginator(Paginator):
+    """Pages of a changelist counted by ``count_rows``; pages past an inexact count still work."""
+
+    def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *, exact_count_max=10_000,
+                 count_time_limit=0.05):  # fmt: skip
+        super().__init__(object_list, per_page, orphans, allow_empty_first_page)
+        self.exact_count_max = exact_count_max
+        self.count_time_limit = count_time_limit
+        self.known_pages = 1
+
+    @cached_property
+    def row_count(self):
+        if not isinstance(self.object_list, models.QuerySet):
+            return RowCount(len(self.object_list))
+        return count_rows(self.object_list, self.exact_count_max, self.count_time_limit)
+
+    @property
+    def count(self):
+        return self.row_count.value
+
+    @property
+    def num_pages(self):
+        """For an inexact count, at least up to the last page a page has shown to exist."""
+        if self.row_count.exact:
+            return super().num_pages
+        return max(math.ceil(max(1, self.count - self.orphans) / self.per_page), self.known_pages)
+
+    def validate_number(self, number):
+        if self.row_count.exact:
+            return super().validate_number(number)
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+    def page(self, number):
+        """An exact count pages as Django does; otherwise read one row more than a page to know what follows."""
+        if self.row_count.exact:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        return self._open_page(rows, number, self.object_list[bottom : bottom + self.per_page])
+
+    def keyset_page(self, number, keys, cursor):
+        """Page ``number`` read as "the rows after (before) the cursor's row": no OFFSET, however deep."""
+        number = self.validate_number(number)
+        after, values = cursor
+        rows_qs = self.object_list.filter(keyset_condition(keys, values, after))
+        if after:
+            rows = list(rows_qs[: self.per_page + 1])
+            return self._open_page(rows, number, rows_qs[: self.per_page])
+        rows = list(rows_qs.reverse()[: self.per_page + 1])
+        if len(rows) <= self.per_page:
+            number = 1  # nothing before these rows: this is the first page
+        page_rows = cached_slice(rows_qs.reverse()[: self.per_page], rows[: self.per_page][::-1])
+        page = OpenPage(page_rows, number, self, True)
+        self.known_pages = max(self.known_pages, number + 1)
+        return page
+
+    def _open_page(self, rows, number, page_queryset):
+        more = len(rows) > self.per_page
+        rows = rows[: self.per_page]
+        page = OpenPage(cached_slice(page_queryset, rows), number, self, more)
+        self.known_pages = max(self.known_pages, number + more if rows else number - 1)
+        seen = (number - 1) * self.per_page + len(rows)
+        if self.row_count.kind == AT_LEAST and seen + more > self.row_count.value:
+            # What the page proved is a better lower bound than what the count reached.
+            self.row_count = RowCount(seen, AT_LEAST if more else EXACT)
+        return page
+
+
+class DatabaseChangeList(ChangeList):
+    """A changelist counted by ``ChangeListPaginator`` and with a date hierarchy that reads two dates."""
+
+    #: ``admin/change_list.html`` shows ``date_hierarchy_context()`` instead of Django's hierarchy.
+    bounded_dates = True
+
+    def get_queryset(self, request, exclude_parameters=None):
+        """The list's rows; the cursor of a next/previous link is not a filter: set it aside."""
+        if not hasattr(self, "cursor"):
+            self.cursor = self.params.pop(CURSOR_VAR, None)
+            self.filter_params.pop(CURSOR_VAR, None)
+        return super().get_queryset(request, exclude_parameters)
+
+    def get_results(self, request):
+        paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
+        if not isinstance(paginator, ChangeListPaginator):
+            return super().get_results(request)
+        self.paginator = paginator
+        self.show_full_result_count = self.model_admin.show_full_result_count
+        self.full_row_count = None
+        if self.show_full_result_count:
+            self.full_row_count = count_rows(self.root_queryset, paginator.exact_count_max, paginator.count_time_limit)
+        count = paginator.row_count
+        self.can_show_all = count.exact and count.value <= self.list_max_show_all
+        if self.show_all and self.can_show_all:
+            self.page = None
+            self.result_list = self.queryset._clone()
+        else:
+            self.keys = keyset_fields(self.queryset)
+            cursor = read_cursor(self.keys, self.cursor) if self.keys and self.cursor else None
+            try:
+                if cursor:
+                    self.page = paginator.keyset_page(self.page_num, self.keys, cursor)
+                else:
+                    self.page = paginator.page(self.page_num)
+            except InvalidPage:
+                raise IncorrectLookupParameters from None
+            self.page_num = self.page.number
+            self.result_list = self.page.object_list
+        count = paginator.row_count  # a page may have sharpened a lower bound
+        if count.exact:
+            self.multi_page = count.value > self.list_per_page
+        else:
+            self.multi_page = bool(self.page and (self.page.number > 1 or self.page.has_next()))
+        self.row_count = count
+        self.result_count = count.value
+        self.full_result_count = self.full_row_count.value if self.full_row_count else None
+        self.show_admin_actions = not self.show_full_result_count or bool(
+            self.full_result_count or (self.full_row_count and not self.full_row_count.exact)
+        )
+
+    @cached_property
+    def navigation(self):
+        """Previous/next links; with a keyset ordering they carry the cursor, so any depth costs one page."""
+        page = getattr(self, "page", None)
+        if page is None:
+            return None
+        rows = list(page.object_list)
+        keys = getattr(self, "keys", None)
+
+        def link(number, row, after):
+            params = {"p": number}
+            if keys and row is not None:
+                params[CURSOR_VAR] = make_cursor(keys, row, after)
+            return self.get_query_string(params)
+
+        return {
+            "previous": link(page.number - 1, rows[0] if rows else None, False) if page.number > 1 else None,
+            "next": link(page.number + 1, rows[-1] if rows else None, True) if page.has_next() else None,
+            "past_the_end": getattr(page, "past_the_end", False),
+            "first": self.get_query_string({"p": 1}),
+        }
+
+    def date_hierarchy_context(self):
+        """Django's date hierarchy, with the years, months or days spanned by the first and last date.
+
+        Django lists them with ``SELECT DISTINCT`` over every row of the list;
+        the first and last date are two index look-ups.  A year (month, day)
+        without rows inside the span is listed too, and shows an empty list.
+        """
+        return bounded_date_hierarchy(self)
+
+
+def bounded_date_hierarchy(cl):
+    """The context Django's ``date_hierarchy.html`` expects, built from the list's first and last date."""
+    from django.contrib.admin.templatetags.admin_list import date_hierarchy
+
+    return date_hierarchy(_HierarchyStub(cl))
+
+
+class _HierarchyStub:
+    """What Django's ``date_hierarchy`` tag reads from a changelist, with a queryset that lists dates cheaply."""
+
+    def __init__(self, cl):
+        self._cl = cl
+        self.date_hierarchy = cl.date_hierarchy
+        self.model = cl.model
+        self.params = cl.params
+        self.queryset = _SpanDates(cl.queryset, cl.date_hierarchy)
+
+    def get_query_string(self, new_params=None, remove=None):
+        return self._cl.get_query_string(new_params, remove)
+
+
+class _SpanDates:
+    """Answers ``aggregate(Min, Max)`` and ``dates()``/``datetimes()`` from one MIN/MAX query.
+
+    The dates listed are every year, month or day between the first and the last date.
+    """
+
+    def __init__(self, queryset, field_name):
+        self._queryset = queryset
+        self._field_name = field_name
+
+    @cached_property
+    def span(self):
+        name = self._field_name
+        return self._queryset.order_by().aggregate(first=models.Min(name), last=models.Max(name))
+
+    def aggregate(self, **aggregates):
+        return dict(self.span)
+
+    def dates(self, field_name, kind):
+        first, last = self.span["first"], self.span["last"]
+        if first is None or last is None:
+            return []
+        if isinstance(first, datetime.datetime):
+            first, last = (timezone.localtime(v) if timezone.is_aware(v) else v for v in (first, last))
+            first, last = first.date(), last.date()
+        if kind == "year":
+            return [datetime.date(year, 1, 1) for year in range(first.year, last.year + 1)]
+        if kind == "month":
+            months = range(first.year * 12 + first.month - 1, last.year * 12 + last.month)
+            return [datetime.date(m // 12, m % 12 + 1, 1) for m in months]
+        return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
+
+    datetimes = dates

@@ -1,0 +1,99 @@
+"""Changelist search that finds words through a FULLTEXT index instead of scanning the table.
+
+Django searches each ``search_fields`` column with ``LIKE '%term%'``, which
+reads every row.  When a ModelAdmin names the columns of a MySQL/MariaDB
+FULLTEXT index (``search_fulltext_fields``) and every search field is one of
+them, each search term also gets ``MATCH (...) AGAINST ('+word* ...' IN BOOLEAN
+MODE)``: the index finds the rows holding the term's words (the last one as
+a prefix), and Django's own ``LIKE`` conditions, kept as they are, decide among
+those few rows.  So the results are exactly Django's for terms that start at a
+word; a term starting inside a word ("ndqvist" for "Lindqvist") finds nothing.
+
+Words the index does not hold cannot narrow anything and are left to
+``LIKE``: words shorter than ``innodb_ft_min_token_size`` and InnoDB's
+stopwords ("com" in every e-mail address).  A term with no other word (a search
+for "ab") is Django's plain, slower scan.  ``^`` and ``=`` fields (prefix and
+exact match) keep Django's lookups, which use an ordinary index.  SQLite and
+other backends always search as Django does.
+"""
+
+import re
+
+from django.db import connections, models
+from django.db.models.expressions import ExpressionList
+from django.utils.text import smart_split, unescape_string_literal
+
+#: InnoDB's default stopword list (information_schema.INNODB_FT_DEFAULT_STOPWORD).
+INNODB_STOPWORDS = frozenset(
+    "a about an are as at be by com de en for from how i in is it la of on or that the this to was what when "
+    "where who will with und www".split()
+)
+#: InnoDB's word characters: letters, digits and "_"; anything else separates words.
+WORD = re.compile(r"\w+")
+MAX_TOKEN = 84  # innodb_ft_max_token_size
+
+
+class Match(models.Lookup):
+    """``MATCH (columns) AGAINST (%s IN BOOLEAN MODE)`` as a WHERE condition the FULLTEXT index answers.
+
+    A lookup, not a function: MySQL backends write a boolean function as ``... = 1``
+    (true only for a relevance of exactly 1); a lookup goes into WHERE as it is.
+    """
+
+    lookup_name = "console_fulltext"
+    prepare_rhs = False
+
+    def __init__(self, *columns, against):
+        super().__init__(ExpressionList(*(models.F(column) for column in columns)), against)
+
+    def as_sql(self, compiler, connection):
+        columns, params = compiler.compile(self.lhs)
+        return f"MATCH ({columns}) AGAINST (%s IN BOOLEAN MODE)", (*params, self.rhs)
+
+
+def min_token_size(alias):
+    """``innodb_ft_min_token_size`` of the server behind ``alias`` (read once per connection)."""
+    connection = connections[alias]
+    size = getattr(connection, "console_ft_min_token_size", None)
+    if size is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@innodb_ft_min_token_size")
+            size = int(cursor.fetchone()[0])
+        connection.console_ft_min_token_size = size
+    return size
+
+
+def boolean_query(term, min_size):
+    """``+word* +word* ...`` for the indexed words of ``term``, or None when none is indexed."""
+    words = [
+        word.lower()
+        for word in WORD.findall(term)
+        if min_size <= len(word) <= MAX_TOKEN and word.lower() not in INNODB_STOPWORDS
+    ]
+    return " ".join(f"+{word}*" for word in words) or None
+
+
+def search_terms(search_term):
+    """The terms Django's search splits ``search_term`` into (quotes keep a phrase together)."""
+    for bit in smart_split(search_term):
+        if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
+            bit = unescape_string_literal(bit)
+        yield bit
+
+
+def narrow_by_fulltext(model_admin, request, queryset, search_term):
+    """Add a FULLTEXT condition for every term of ``search_term`` it can narrow (``queryset`` is Django's result).
+
+    Only when every search field is a column of the index: a match in any
+    other field would be a row the index cannot find.
+    """
+    columns = tuple(model_admin.search_fulltext_fields)
+    fields = {str(field).lstrip("^=") for field in model_admin.get_search_fields(request)}
+    if not (columns and search_term and fields <= set(columns) and connections[queryset.db].vendor == "mysql"):
+        return queryset
+    min_size = min_token_size(queryset.db)
+    for term in search_terms(search_term):
+        against = boolean_query(term, min_size)
+        if against:
+            queryset = queryset.filter(Match(*columns, against=against))
+    return queryset
