@@ -110,7 +110,7 @@ def _check_environment():
     if "insecure" in key.lower():
         problems.append("DJANGO_SECRET_KEY is a development key")
     elif key and (len(key) < 50 or len(set(key)) < 5):
-        problems.append("DJANGO_SECRET_KEY is too short: use 50 or more random characters")
+        problems.append("DJANGO_SECRET_KEY is too weak: use 50 or more random characters")
     if problems:
         raise ImproperlyConfigured(
             f"Production settings refuse to start: {'; '.join(problems)}. "
