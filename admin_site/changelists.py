@@ -109,17 +109,20 @@ def statement_time_limit(alias, seconds):
     connection = connections[alias]
     if connection.vendor == "mysql":
         if connection.mysql_is_mariadb:
-            prefix = f"SET STATEMENT max_statement_time={seconds:.3f} FOR "
+            prefix = f"SET STATEMENT max_statement_time={seconds:.6f} FOR "
+            queries = ("SELECT", "WITH")
 
             def limit(sql):
                 return prefix + sql
         else:
+            hint = f"SELECT /*+ MAX_EXECUTION_TIME({max(1, round(seconds * 1000))}) */"
+            queries = ("SELECT",)
 
             def limit(sql):
-                return sql.replace("SELECT", f"SELECT /*+ MAX_EXECUTION_TIME({max(1, round(seconds * 1000))}) */", 1)
+                return sql.replace("SELECT", hint, 1)
 
         def wrapper(execute, sql, params, many, context):
-            return execute(limit(sql) if sql.lstrip().upper().startswith("SELECT") else sql, params, many, context)
+            return execute(limit(sql) if sql.lstrip()[:6].upper().startswith(queries) else sql, params, many, context)
 
         try:
             with connection.execute_wrapper(wrapper):
@@ -419,7 +422,8 @@ class _HierarchyStub:
         self.date_hierarchy = cl.date_hierarchy
         self.model = cl.model
         self.params = cl.params
-        self.queryset = _SpanDates(cl.queryset, cl.date_hierarchy)
+        seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
+        self.queryset = _SpanDates(cl.queryset, cl.root_queryset, cl.date_hierarchy, seconds)
 
     def get_query_string(self, new_params=None, remove=None):
         return self._cl.get_query_string(new_params, remove)
@@ -428,17 +432,27 @@ class _HierarchyStub:
 class _SpanDates:
     """Answers ``aggregate(Min, Max)`` and ``dates()``/``datetimes()`` from one MIN/MAX query.
 
-    The dates listed are every year, month or day between the first and the last date.
+    The dates listed are every year, month or day between the first and the
+    last date.  MIN/MAX is an index look-up when an index leads with the
+    list's filter and the date; when it is not (it runs out of
+    ``seconds``), the unfiltered list's span stands in.
     """
 
-    def __init__(self, queryset, field_name):
-        self._queryset = queryset
+    def __init__(self, queryset, root_queryset, field_name, seconds):
+        self._querysets = (queryset, root_queryset)
         self._field_name = field_name
+        self._seconds = seconds
 
     @cached_property
     def span(self):
         name = self._field_name
-        return self._queryset.order_by().aggregate(first=models.Min(name), last=models.Max(name))
+        for queryset in self._querysets:
+            try:
+                with statement_time_limit(queryset.db, self._seconds):
+                    return queryset.order_by().aggregate(first=models.Min(name), last=models.Max(name))
+            except StatementTimeout:
+                continue
+        return {"first": None, "last": None}
 
     def aggregate(self, **aggregates):
         return dict(self.span)

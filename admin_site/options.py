@@ -7,15 +7,18 @@ when called outside a pinned request.  Each override names the leak it closes
 """
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import csrf_protect_m
 from django.db import transaction
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from admin_site.changelists import ChangeListPaginator, DatabaseChangeList
 from admin_site.filters import bind_list_filter
 from admin_site.importexport import DatabaseImportExportMixin
 from admin_site.pinning import using_database
-from admin_site.search import narrow_by_fulltext
+from admin_site.search import fulltext_plan, quote
 
 
 def bind_form(form_class, alias):
@@ -79,10 +82,28 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     def get_changelist(self, request, **kwargs):
         return DatabaseChangeList
 
+    def action_checkbox(self, obj):
+        """Django's checkbox, without a widget template render per row (a fifth of a 50-row page's time)."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            format_html(_("Select this object for an action - {}"), str(obj)),
+        )
+
     def get_search_results(self, request, queryset, search_term):
         """Search words through the FULLTEXT index where there is one, with Django's results."""
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        return narrow_by_fulltext(self, request, queryset, search_term), may_have_duplicates
+        plan = fulltext_plan(self, request, queryset, search_term)
+        if plan is None:
+            return super().get_search_results(request, queryset, search_term)
+        like_terms, conditions = plan
+        may_have_duplicates = False
+        if like_terms:
+            search = " ".join(quote(term) for term in like_terms)
+            queryset, may_have_duplicates = super().get_search_results(request, queryset, search)
+        for condition in conditions:
+            queryset = queryset.filter(condition)
+        return queryset, may_have_duplicates
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)

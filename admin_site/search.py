@@ -3,11 +3,13 @@
 Django searches each ``search_fields`` column with ``LIKE '%term%'``, which
 reads every row.  When a ModelAdmin names the columns of a MySQL/MariaDB
 FULLTEXT index (``search_fulltext_fields``) and every search field is one of
-them, each search term also gets ``MATCH (...) AGAINST ('+word* ...' IN BOOLEAN
-MODE)``: the index finds the rows holding the term's words (the last one as
-a prefix), and Django's own ``LIKE`` conditions, kept as they are, decide among
-those few rows.  So the results are exactly Django's for terms that start at a
-word; a term starting inside a word ("ndqvist" for "Lindqvist") finds nothing.
+them, each search term gets ``MATCH (...) AGAINST ('+word* ...' IN BOOLEAN
+MODE)``: the index finds the rows holding the term's words (the last one as a
+prefix).  A one-word term needs nothing more; a term of several words
+("ann.archer@example") keeps Django's ``LIKE`` conditions, which decide among
+the few rows the index found.  So the results are Django's for terms that
+start at a word; a term starting inside a word ("ndqvist" for "Lindqvist",
+"schmidt" in "anna_schmidt": "_" is a letter to InnoDB) finds nothing.
 
 Words the index does not hold cannot narrow anything and are left to
 ``LIKE``: words shorter than ``innodb_ft_min_token_size`` and InnoDB's
@@ -81,19 +83,33 @@ def search_terms(search_term):
         yield bit
 
 
-def narrow_by_fulltext(model_admin, request, queryset, search_term):
-    """Add a FULLTEXT condition for every term of ``search_term`` it can narrow (``queryset`` is Django's result).
+def fulltext_plan(model_admin, request, queryset, search_term):
+    """``(terms left to Django's LIKE search, FULLTEXT conditions)``, or None when the index cannot help.
 
-    Only when every search field is a column of the index: a match in any
-    other field would be a row the index cannot find.
+    A term that is one indexed word, searched in plain (``icontains``) fields
+    only, is answered by the index alone: the rows holding a word that starts
+    with it are exactly the rows ``LIKE '%word%'`` finds at a word's start.
+    Other terms keep Django's ``LIKE`` and get the index as a necessary
+    condition (their words, the last one as a prefix), which narrows the rows
+    ``LIKE`` has to read.
     """
     columns = tuple(model_admin.search_fulltext_fields)
-    fields = {str(field).lstrip("^=") for field in model_admin.get_search_fields(request)}
+    search_fields = [str(field) for field in model_admin.get_search_fields(request)]
+    fields = {field.lstrip("^=") for field in search_fields}
     if not (columns and search_term and fields <= set(columns) and connections[queryset.db].vendor == "mysql"):
-        return queryset
+        return None
+    plain = all(field == field.lstrip("^=") for field in search_fields)
     min_size = min_token_size(queryset.db)
+    like_terms, conditions = [], []
     for term in search_terms(search_term):
         against = boolean_query(term, min_size)
         if against:
-            queryset = queryset.filter(Match(*columns, against=against))
-    return queryset
+            conditions.append(Match(*columns, against=against))
+        if not (against and plain and WORD.fullmatch(term) and against == f"+{term.lower()}*"):
+            like_terms.append(term)
+    return like_terms, conditions
+
+
+def quote(term):
+    """``term`` as one search term for ``smart_split`` (the inverse of ``search_terms``)."""
+    return '"' + term.replace("\\", "\\\\").replace('"', '\\"') + '"'

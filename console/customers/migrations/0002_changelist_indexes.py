@@ -42,15 +42,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='customer',
-            index=models.Index(fields=['status', '-created_at', '-id'], name='customer_status_created_idx'),
+            index=models.Index(fields=['status', 'created_at'], name='customer_status_created_idx'),
         ),
         migrations.AddIndex(
             model_name='customer',
-            index=models.Index(fields=['tier', '-lifetime_value', '-id'], name='customer_tier_value_idx'),
+            index=models.Index(fields=['tier', 'lifetime_value'], name='customer_tier_value_idx'),
         ),
         migrations.AddIndex(
             model_name='order',
-            index=models.Index(fields=['status', '-placed_on', '-id'], name='order_status_placed_idx'),
+            index=models.Index(fields=['status', 'placed_on'], name='order_status_placed_idx'),
         ),
         migrations.RunPython(add_fulltext_index, drop_fulltext_index, atomic=False, elidable=False),
     ]

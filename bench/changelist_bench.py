@@ -1,0 +1,420 @@
+"""Changelist speed on big tables: a stock ModelAdmin against the console's panel, side by side.
+
+Usage (MariaDB; the script creates and seeds its own scratch databases, named
+``console_bench_cl_<rows>``, and reuses them on later runs)::
+
+    eval "$(tests/mariadb.sh)"       # or: export CONSOLE_BENCH_DB_URL='mysql://127.0.0.1:3306/?read_default_file=...'
+    .venv/bin/python bench/changelist_bench.py --rows 1000000 --scale 10000,10000000 [--reseed] [--http]
+
+One run measures, on the same seeded customers table, the same model registered
+on a plain stock ``ModelAdmin`` (the documented multi-database pattern, the
+baseline) and on the console's customers panel: changelist page 1, page 5,000,
+a search and a filter, in-process through the test client (median and p90
+latency, SQL statements and their time).  ``--scale`` re-runs the panel's page 1
+on other table sizes (each in a child process with its own database) to show
+that it does not grow with the table.  ``--http`` adds requests/s under load
+over HTTP when a server harness is available (see ``http_section``).
+"""
+
+import argparse
+import html
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: The word searched for: a last name, on about 1 customer in 88 (name and email).
+SEARCH_TERM = "Lindqvist"
+#: The filter measured: a choices field with an index, about 20% of the rows.
+FILTER = {"status__exact": "suspended"}
+DEEP_PAGE = 5000
+
+
+# -- databases and seeding ------------------------------------------------------
+
+
+def server_url():
+    url = os.environ.get("CONSOLE_BENCH_DB_URL") or os.environ.get("CONSOLE_TEST_DATABASE_URL")
+    if not url or not url.startswith("mysql"):
+        sys.exit('set CONSOLE_BENCH_DB_URL or CONSOLE_TEST_DATABASE_URL (eval "$(tests/mariadb.sh)")')
+    return os.path.expanduser(url)
+
+
+def database_url(url, name):
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def raw_connection(url, database=None):
+    import pymysql
+
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username,
+        password=parts.password or "",
+        database=database,
+        read_default_file=options.get("read_default_file"),
+        charset="utf8mb4",
+        autocommit=True,
+    )
+
+
+def ensure_database(url, name, reseed):
+    connection = raw_connection(url)
+    with connection.cursor() as cursor:
+        if reseed:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    connection.close()
+
+
+def setup_django(url, name):
+    os.environ["CONSOLE_DB_CUSTOMERS"] = database_url(url, name)
+    var_dir = Path(tempfile.gettempdir()) / f"console-bench-cl-{name}"
+    os.environ["CONSOLE_VAR_DIR"] = str(var_dir)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    os.environ["DJANGO_DEBUG"] = "0"  # as in production: no query log
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate_all", verbosity=0)
+
+
+def seeded_rows(cursor):
+    cursor.execute("CREATE TABLE IF NOT EXISTS bench_seeded (customers BIGINT NOT NULL, seconds DOUBLE NOT NULL)")
+    cursor.execute("SELECT customers, seconds FROM bench_seeded")
+    return cursor.fetchone()
+
+
+_KEY = re.compile(r"^\s*((?:UNIQUE |FULLTEXT )?KEY `(\w+)` \(.*\))(?: COMMENT .*)?,?$")
+
+
+def secondary_keys(cursor, table):
+    """The secondary index definitions of ``table`` (SHOW CREATE TABLE), but those a foreign key needs."""
+    cursor.execute(f"SHOW CREATE TABLE `{table}`")
+    keys = []
+    for line in cursor.fetchone()[1].splitlines():
+        match = _KEY.match(line)
+        if match and "_id`" not in match[1].split("(", 1)[1]:
+            keys.append((match[2], match[1]))
+    return keys
+
+
+def customer_rows(start, stop, total, rng):
+    from console.demo.generate import COUNTRIES, EMAIL_DOMAINS, FIRST_NAMES, LAST_NAMES
+
+    countries = list(COUNTRIES)
+    weights = [COUNTRIES[c][0] for c in countries]
+    cities = {c: COUNTRIES[c][4] for c in countries}
+    began = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=3 * 365)
+    step = 3 * 365 * 86400 / max(total, 1)
+    customers, addresses = [], []
+    for i in range(start, stop):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        country = rng.choices(countries, weights)[0]
+        created = (began + timedelta(seconds=i * step)).strftime("%Y-%m-%d %H:%M:%S")
+        status = rng.choices(("lead", "active", "suspended", "closed"), (30, 40, 20, 10))[0]
+        tier = rng.choices(("standard", "silver", "gold", "vip"), (60, 20, 15, 5))[0]
+        email = f"{first}.{last}.{i}@{rng.choice(EMAIL_DOMAINS)}".lower()
+        value = f"{rng.randint(0, 500000) / 100:.2f}"
+        name = f"{first} {last}"
+        row = (i, created, created, name, email, "", country, status, tier, "", uuid.uuid4().hex, 0, value, 0)
+        customers.append(row)
+        city = rng.choice(cities[country])
+        addresses.append((i, created, created, i, "billing", f"{i % 200 + 1} Main Street", "", city, "10115", country))
+    return customers, addresses
+
+
+CUSTOMER_SQL = (
+    "INSERT INTO customers_customer (id, created_at, updated_at, name, email, phone, country, status, tier, notes, "
+    "reference, order_count, lifetime_value, contact_count) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+)
+ADDRESS_SQL = (
+    "INSERT INTO customers_address (id, created_at, updated_at, customer_id, kind, line1, line2, city, postcode, "
+    "country) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+)
+
+
+def seed(url, name, rows):
+    """Customers (one address each) with raw multi-row INSERTs, secondary indexes built once at the end."""
+    connection = raw_connection(url, name)
+    with connection.cursor() as cursor:
+        done = seeded_rows(cursor)
+        if done and done[0] == rows:
+            connection.close()
+            return None
+        started = time.perf_counter()
+        cursor.execute("SET unique_checks=0, foreign_key_checks=0")
+        dropped = {}
+        for table in ("customers_customer", "customers_address"):
+            cursor.execute(f"DELETE FROM {table}") if table == "customers_address" else None
+            keys = secondary_keys(cursor, table)
+            dropped[table] = keys
+            if keys:
+                cursor.execute(f"ALTER TABLE {table} " + ", ".join(f"DROP INDEX `{k}`" for k, _ in keys))
+        cursor.execute("DELETE FROM customers_customer_tags")
+        cursor.execute("DELETE FROM customers_customer")
+        rng = random.Random(5)
+        batch = 20_000
+        connection.autocommit(False)
+        for begin in range(1, rows + 1, batch):
+            customers, addresses = customer_rows(begin, min(begin + batch, rows + 1), rows, rng)
+            cursor.executemany(CUSTOMER_SQL, customers)
+            cursor.executemany(ADDRESS_SQL, addresses)
+            connection.commit()
+            if begin // batch % 25 == 0:
+                print(f"  seeded {begin + len(customers) - 1:,} / {rows:,} ({time.perf_counter() - started:.0f} s)")
+        connection.autocommit(True)
+        loaded = time.perf_counter() - started
+        for table, keys in dropped.items():
+            plain = [definition for _, definition in keys if not definition.startswith("FULLTEXT")]
+            fulltext = [definition for _, definition in keys if definition.startswith("FULLTEXT")]
+            if plain:
+                cursor.execute(f"ALTER TABLE {table} " + ", ".join(f"ADD {d}" for d in plain))
+            for definition in fulltext:
+                cursor.execute(f"ALTER TABLE {table} ADD {definition}")
+        cursor.execute("ANALYZE TABLE customers_customer, customers_address")
+        cursor.fetchall()
+        seconds = time.perf_counter() - started
+        cursor.execute("DELETE FROM bench_seeded")
+        cursor.execute("INSERT INTO bench_seeded VALUES (%s, %s)", [rows, seconds])
+    connection.close()
+    return loaded, seconds
+
+
+# -- the two admins ---------------------------------------------------------------
+
+
+def stock_urlconf():
+    """A plain AdminSite with the documented multi-database ModelAdmin, next to the console's panels."""
+    from django.contrib import admin
+    from django.urls import path
+
+    import console.urls
+    from console.customers.models import Customer
+
+    class MultiDBModelAdmin(admin.ModelAdmin):
+        """Django's documented multi-database pattern: ``using`` on the queryset and the writes."""
+
+        using = "customers"
+
+        def get_queryset(self, request):
+            return super().get_queryset(request).using(self.using)
+
+        def save_model(self, request, obj, form, change):
+            obj.save(using=self.using)
+
+    class StockCustomerAdmin(MultiDBModelAdmin):
+        """The customers panel's list options, as they were before the big-table work."""
+
+        list_display = ["name", "email", "country", "status", "tier", "order_count", "lifetime_value", "contact_count"]
+        list_filter = ["status", "tier", "country", "tags", ("addresses__city", admin.AllValuesFieldListFilter)]
+        search_fields = ["name", "email"]
+        date_hierarchy = "created_at"
+        list_per_page = 50
+
+    site = admin.AdminSite(name="stock")
+    site.register(Customer, StockCustomerAdmin)
+    module = types.ModuleType("bench_changelist_urls")
+    module.urlpatterns = [path("stock/", site.urls), *console.urls.urlpatterns]
+    sys.modules[module.__name__] = module
+    return module.__name__
+
+
+def logged_in_client():
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import clear_url_caches
+
+    settings.ROOT_URLCONF = stock_urlconf()
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    clear_url_caches()
+    user = User.objects.db_manager("users").filter(username="bench").first()
+    if user is None:
+        user = User.objects.db_manager("users").create_superuser("bench", "bench@example.com", "bench")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def measure(client, url, runs):
+    """Median and p90 latency of GET ``url`` (after one warm-up), then its SQL on the customers database."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200, (url, response.status_code)
+    with CaptureQueriesContext(connections["customers"]) as log:
+        client.get(url)
+    times.sort()
+    return {
+        "median": statistics.median(times),
+        "p90": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))],
+        "queries": len(log.captured_queries),
+        "sql": sum(float(q["time"]) for q in log.captured_queries),
+        "body": response.content.decode(),
+    }
+
+
+def next_link(body):
+    match = re.search(r'<a href="([^"]+)" class="next-page"', body)
+    return html.unescape(match[1]) if match else None
+
+
+def scenarios(client):
+    """(name, stock url, console url): the console's page 5,000 also as reached by its Next link."""
+    stock, ours = "/stock/customers/customer/", "/customers/customers/customer/"
+    query = {
+        "page 1": "",
+        f"page {DEEP_PAGE:,}": f"?p={DEEP_PAGE}",
+        f"search '{SEARCH_TERM}'": "?" + urlencode({"q": SEARCH_TERM}),
+        "filter " + ",".join(f"{k}={v}" for k, v in FILTER.items()): "?" + urlencode(FILTER),
+    }
+    rows = [(name, stock + q, ours + q) for name, q in query.items()]
+    link = next_link(client.get(ours + f"?p={DEEP_PAGE - 1}").content.decode())
+    if link is None:  # a table too small for that page
+        return rows[:1] + rows[2:]
+    rows.insert(2, (f"page {DEEP_PAGE:,} via Next", stock + f"?p={DEEP_PAGE}", ours + link))
+    return rows
+
+
+TARGETS = {"page 1": 20, f"page {DEEP_PAGE:,} via Next": 20, "search": 40, "filter": 20}
+
+
+def target_for(name):
+    return next((ratio for prefix, ratio in TARGETS.items() if name.startswith(prefix)), None)
+
+
+def compare(client, runs, stock_runs):
+    print(f"{'changelist':34} {'':6} {'median ms':>10} {'p90 ms':>9} {'SQL':>4} {'SQL ms':>8}  ratio (target)")
+    for name, stock_url, our_url in scenarios(client):
+        stock = measure(client, stock_url, stock_runs)
+        ours = measure(client, our_url, runs)
+        ratio = stock["median"] / ours["median"]
+        target = target_for(name)
+        verdict = "" if target is None else f"  (>= {target}x: {'met' if ratio >= target else 'NOT met'})"
+        for label, m in (("stock", stock), ("ours", ours)):
+            print(
+                f"{name if label == 'stock' else '':34} {label:6} {m['median'] * 1000:10.1f} {m['p90'] * 1000:9.1f} "
+                f"{m['queries']:4d} {m['sql'] * 1000:8.1f}" + (f"  {ratio:.1f}x{verdict}" if label == "ours" else "")
+            )
+        count = re.search(r'<span class="row-count" data-count-kind="[^"]+">([^<]+)</span>', ours["body"])
+        print(f"{'':34} shown: {count[1].strip() if count else '-'}")
+
+
+def page1(client, runs):
+    return measure(client, "/customers/customers/customer/", runs)["median"]
+
+
+def http_section(base_url, cookie, paths, seconds=15, concurrency=8):
+    """Requests/s and p50/p99 for each path under ``concurrency`` threads, against a running server.
+
+    ``base_url`` is a server (mod_wsgi-express in daemon mode) serving this
+    bench's URLs on the seeded database; ``cookie`` a logged-in session
+    (``sessionid=...``).  Returns {path: (requests/s, p50 s, p99 s, errors)}.
+    """
+    import threading
+    import urllib.request
+
+    def worker(url, stop, latencies, errors):
+        request = urllib.request.Request(url, headers={"Cookie": cookie})
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    response.read()
+                latencies.append(time.perf_counter() - started)
+            except OSError:
+                errors.append(1)
+
+    results = {}
+    for path in paths:
+        latencies, errors, stop = [], [], time.monotonic() + seconds
+        url = base_url.rstrip("/") + path
+        threads = [threading.Thread(target=worker, args=(url, stop, latencies, errors)) for _ in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        latencies.sort()
+        n = len(latencies)
+        p50, p99 = (latencies[n // 2], latencies[int(n * 0.99)]) if n else (None, None)
+        results[path] = (n / seconds, p50, p99, len(errors))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=20, help="timed requests per console URL")
+    parser.add_argument("--stock-runs", type=int, default=5, help="timed requests per stock URL")
+    parser.add_argument("--scale", default="", help="other table sizes for the page-1 check, e.g. 10000,10000000")
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--seed-only", action="store_true")
+    parser.add_argument("--page1-json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    url = server_url()
+    name = f"console_bench_cl_{args.rows}"
+    ensure_database(url, name, args.reseed)
+    setup_django(url, name)
+    if args.page1_json:
+        connection = raw_connection(url, name)
+        with connection.cursor() as cursor:
+            done = seeded_rows(cursor)
+        print(json.dumps({"rows": args.rows, "page1": page1(logged_in_client(), args.runs) if done else None}))
+        return
+    seeded = seed(url, name, args.rows)
+    if seeded:
+        print(f"seeded {args.rows:,} customers + addresses: rows {seeded[0]:.0f} s, with indexes {seeded[1]:.0f} s")
+    if args.seed_only:
+        return
+    connection = raw_connection(url, name)
+    with connection.cursor() as cursor:
+        print(f"{args.rows:,} customers (seeded in {seeded_rows(cursor)[1]:.0f} s), MariaDB, in-process test client")
+    client = logged_in_client()
+    compare(client, args.runs, args.stock_runs)
+    ours = page1(client, args.runs)
+    sizes = [int(size) for size in args.scale.split(",") if size]
+    for size in sizes:
+        child = subprocess.run(
+            [sys.executable, __file__, "--rows", str(size), "--runs", str(args.runs), "--page1-json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        other = json.loads(child.stdout.strip().splitlines()[-1])["page1"]
+        if other is None:
+            print(f"page 1 at {size:,} rows: not seeded (run with --rows {size} --seed-only first)")
+        else:
+            print(f"page 1 at {size:,} rows: {other * 1000:.1f} ms; at {args.rows:,}: {ours * 1000:.1f} ms")
+    if sizes:
+        print("(target: page 1 at 10,000,000 rows within 1.5x of page 1 at 10,000 rows)")
+
+
+if __name__ == "__main__":
+    main()

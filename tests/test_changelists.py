@@ -1,0 +1,355 @@
+"""Big-table changelists: labelled counts, pages past them, word search, filters that load nothing.
+
+The counts a page shows say whether they are exact, estimated or a lower
+bound; next/previous links reach the last row whatever the count said; the
+search finds what Django's ``LIKE`` search finds for whole words and prefixes
+(through a FULLTEXT index on MySQL); filters still filter, without listing a
+big related table.  Thresholds are lowered per test (``exact_count_max``,
+``list_per_page``) so a few rows behave like millions.
+"""
+
+import datetime
+import re
+from html import unescape
+
+import pytest
+from django.db import connections
+from django.db.models import Q
+
+from admin_site import changelists
+from admin_site.changelists import StatementTimeout, estimable, statement_time_limit
+from admin_site.search import Match
+from admin_site.sites import all_sites
+from console.customers.models import ActiveCustomer, Address, Customer, Order, Tag
+from console.legacy.models import Custmast, Invoice
+from tests.conftest import ALL_DATABASES
+from tests.utils import admin_url, capture_queries
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+NAMES = [
+    ("Ann Archer", "ann.archer@example.com", "DE", "active"),
+    ("Bob Baker", "bob_baker@example.net", "FR", "lead"),
+    ("Carla Cole", "carla@cole-design.example.org", "GB", "lead"),
+    ("Anneliese Lindqvist", "a.lindqvist@mail.example.com", "SE", "active"),
+    ("Bo Lindqvist", "bo@lindqvist.example", "SE", "suspended"),
+    ("Dan O'Brien", "dan.obrien@example.com", "IE", "lead"),
+    ("Eve Archibald", "eve@archibald.example", "GB", "closed"),
+]
+
+
+def seed(alias="customers"):
+    """Seven customers, oldest first, one address each; returns them newest first (the list's order)."""
+    rows = []
+    for number, (name, email, country, status) in enumerate(NAMES):
+        customer = Customer(name=name, email=email, country=country, status=status)
+        customer.save(using=alias)
+        address = Address(customer=customer, line1=f"{number} Main St", city=f"City{number % 3}", postcode="1")
+        address.country = country
+        address.save(using=alias)
+        rows.append(customer)
+    return rows[::-1]
+
+
+def model_admin(model, panel="customers"):
+    return all_sites()[panel]._registry[model]
+
+
+def page(client, panel, model, **query):
+    response = client.get(admin_url(panel, model, "changelist", **query))
+    assert response.status_code == 200, response.status_code
+    return response
+
+
+def shown(response):
+    return [obj.pk for obj in response.context["cl"].result_list]
+
+
+def count_label(response):
+    """The count under the list, as the user reads it, and its kind."""
+    match = re.search(r'<span class="row-count" data-count-kind="([^"]+)">([^<]+)</span>', response.content.decode())
+    return match[1], " ".join(match[2].split())
+
+
+def next_link(response):
+    match = re.search(r'<a href="([^"]+)" class="next-page"', response.content.decode())
+    return unescape(match[1]) if match else None
+
+
+def previous_link(response):
+    match = re.search(r'<a href="([^"]+)" class="previous-page"', response.content.decode())
+    return unescape(match[1]) if match else None
+
+
+@pytest.fixture
+def small_pages(monkeypatch):
+    """Pages of two customers, exact counts up to three rows."""
+    admin = model_admin(Customer)
+    monkeypatch.setattr(admin, "list_per_page", 2)
+    monkeypatch.setattr(admin, "exact_count_max", 3)
+    return admin
+
+
+def estimate(monkeypatch, rows):
+    """Make the table statistics say ``rows`` for any unfiltered list."""
+    monkeypatch.setattr(changelists, "table_estimate", lambda queryset: rows if estimable(queryset) else None)
+
+
+# -- counts ------------------------------------------------------------------------
+
+
+def test_a_small_table_is_counted_exactly(root_client):
+    seed()
+    assert count_label(page(root_client, "customers", Customer)) == ("exact", "7 customers")
+
+
+def test_an_unfiltered_big_table_shows_the_estimate_labelled_and_counts_nothing(root_client, small_pages, monkeypatch):
+    seed()
+    estimate(monkeypatch, 1_234_567)
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer)
+    assert count_label(response) == ("estimated", "about 1,234,567 (estimated) customers")
+    assert not [sql for sql in log.on("customers") if "COUNT(" in sql.upper()]
+
+
+def test_a_filtered_list_above_the_exact_bound_says_more_than(root_client, small_pages, monkeypatch):
+    seed()
+    estimate(monkeypatch, 1_000_000)
+    monkeypatch.setattr(small_pages, "exact_count_max", 2)
+    response = page(root_client, "customers", Customer, status__exact="lead")  # three leads
+    assert count_label(response) == ("at least", "more than 2 customers")
+    assert "more than 2 results" in response.content.decode()
+    assert "about 1,000,000 (estimated) total" in response.content.decode()
+    # Below the bound a filtered count is exact.
+    response = page(root_client, "customers", Customer, status__exact="active")
+    assert count_label(response) == ("exact", "2 customers")
+
+
+def test_a_count_that_runs_out_of_time_says_more_than_what_the_page_shows(root_client, small_pages, monkeypatch):
+    seed()
+
+    def slow(alias, seconds):
+        raise StatementTimeout("too slow")
+
+    monkeypatch.setattr(changelists, "statement_time_limit", slow)
+    monkeypatch.setattr(changelists, "table_estimate", lambda queryset: None)
+    response = page(root_client, "customers", Customer)
+    assert count_label(response) == ("at least", "more than 2 customers")
+    assert next_link(response)
+
+
+def test_statement_time_limit_stops_a_long_statement_and_leaves_the_connection_usable():
+    connection = connections["customers"]
+    endless = (  # a billion rows: minutes on any backend
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000) "
+        "SELECT COUNT(*) FROM c AS a, c AS b, c AS d"
+    )
+    with pytest.raises(StatementTimeout), statement_time_limit("customers", 0.05), connection.cursor() as cursor:
+        cursor.execute(endless)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone()[0] == 1
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+def walk_next(client, response):
+    """Follow Next links from ``response`` to the end; the pks of every page, in order."""
+    seen, pages = shown(response), 1
+    while (link := next_link(response)) is not None:
+        response = client.get(admin_url("customers", Customer, "changelist") + link)
+        assert response.status_code == 200
+        seen += shown(response)
+        pages += 1
+        assert pages < 20
+    return seen, response
+
+
+def test_next_links_past_a_low_estimate_reach_the_last_row(root_client, small_pages, monkeypatch):
+    customers = seed()
+    estimate(monkeypatch, 4)  # two pages by the estimate, four in truth
+    seen, last = walk_next(root_client, page(root_client, "customers", Customer))
+    assert seen == [c.pk for c in customers]
+    assert last.context["cl"].page_num == 4 and not next_link(last)
+    # Previous links walk back the same pages.
+    back = [shown(last)]
+    while (link := previous_link(last)) is not None:
+        last = root_client.get(admin_url("customers", Customer, "changelist") + link)
+        back.insert(0, shown(last))
+    assert sum(back, []) == [c.pk for c in customers]
+
+
+def test_numbered_pages_past_a_low_estimate_work_too(root_client, small_pages, monkeypatch):
+    customers = seed()
+    estimate(monkeypatch, 4)
+    assert shown(page(root_client, "customers", Customer, p=4)) == [customers[-1].pk]
+
+
+def test_a_page_past_a_high_estimate_is_an_empty_page_not_an_error(root_client, small_pages, monkeypatch):
+    seed()
+    estimate(monkeypatch, 100)
+    response = page(root_client, "customers", Customer, p=30)
+    assert shown(response) == []
+    assert "This page is past the last row" in response.content.decode()
+
+
+def test_keyset_links_give_the_same_pages_as_page_numbers(root_client, small_pages):
+    seed()
+    numbered = [shown(page(root_client, "customers", Customer, p=n)) for n in (1, 2, 3, 4)]
+    seen, _ = walk_next(root_client, page(root_client, "customers", Customer))
+    assert seen == sum(numbered, [])
+    assert "cursor=" in next_link(page(root_client, "customers", Customer))
+
+
+def test_keyset_links_follow_a_multi_column_ordering(root_client, monkeypatch):
+    """Active customers are ordered by (-created_at, -id): the cursor carries both."""
+    customers = seed()
+    monkeypatch.setattr(model_admin(ActiveCustomer), "list_per_page", 1)
+    response = page(root_client, "customers", ActiveCustomer)
+    pks = shown(response)
+    while (link := next_link(response)) is not None:
+        response = root_client.get(admin_url("customers", ActiveCustomer, "changelist") + link)
+        pks += shown(response)
+    assert pks == [c.pk for c in customers if c.status == "active"]
+
+
+# -- search ------------------------------------------------------------------------
+
+#: Whole words, prefixes, several words, e-mail parts, short words, stopwords, no match.
+TERMS = [
+    "lindqvist",
+    "Lindq",
+    "archer",
+    "Arch",
+    "ann",
+    "Ann Archer",
+    "example.com",
+    "ann.archer@example",
+    "bob_baker",
+    "o'brien",
+    "brien",
+    "cole-design",
+    "bo",
+    "com",
+    '"Bo Lindqvist"',
+    "zzz",
+]
+
+
+def like_search(alias, term):
+    """What Django's own search (``icontains`` on name and email for each word) finds."""
+    from django.utils.text import smart_split, unescape_string_literal
+
+    queryset = Customer.objects.using(alias)
+    for bit in smart_split(term):
+        if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
+            bit = unescape_string_literal(bit)
+        queryset = queryset.filter(Q(name__icontains=bit) | Q(email__icontains=bit))
+    return sorted(queryset.values_list("pk", flat=True))
+
+
+# InnoDB shows a row to MATCH only once its transaction commits: commit the rows for real.
+search_db = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+
+
+@search_db
+def test_search_finds_what_like_finds_for_whole_words_and_prefixes(root_client):
+    seed()
+    for term in TERMS:
+        response = page(root_client, "customers", Customer, q=term)
+        assert sorted(shown(response)) == like_search("customers", term), term
+    assert sorted(shown(page(root_client, "customers", Customer, q="lindqvist"))) != []
+
+
+@search_db
+def test_search_keeps_the_prefix_and_exact_conventions(root_client, monkeypatch):
+    seed()
+    monkeypatch.setattr(model_admin(Customer), "search_fields", ["^name", "=email"])
+    assert len(shown(page(root_client, "customers", Customer, q="Ann"))) == 2  # Ann Archer, Anneliese
+    assert shown(page(root_client, "customers", Customer, q="Archer")) == []  # not at the start
+    assert len(shown(page(root_client, "customers", Customer, q="bo@lindqvist.example"))) == 1
+    assert shown(page(root_client, "customers", Customer, q="lindqvist.example")) == []
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_search_on_mysql_reads_the_fulltext_index():
+    seed()
+    queryset = Customer.objects.using("customers").filter(Match("name", "email", against="+lindqvist*"))
+    plan = queryset.explain()
+    assert "customer_name_email_ft" in plan and "fulltext" in plan.lower(), plan
+    assert queryset.count() == 2
+
+
+# -- filters -----------------------------------------------------------------------
+
+
+def test_filters_still_filter(root_client):
+    customers = seed()
+    tag = Tag(name="loyal")
+    tag.save(using="customers")
+    customers[0].tags.set([tag])
+    cases = {
+        "status__exact": ("lead", Q(status="lead")),
+        "country": ("SE", Q(country="SE")),
+        "addresses__city": ("City1", Q(addresses__city="City1")),
+        "tags__id__exact": (str(tag.pk), Q(tags=tag)),
+    }
+    for param, (value, condition) in cases.items():
+        expected = sorted(Customer.objects.using("customers").filter(condition).values_list("pk", flat=True))
+        assert sorted(shown(page(root_client, "customers", Customer, **{param: value}))) == expected, param
+
+
+def test_choice_filters_read_no_values_and_dates_come_from_first_and_last(root_client):
+    seed()
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer)
+    distinct = [sql for sql in log.on("customers") if "DISTINCT" in sql.upper()]
+    # Only country and city list values (each from its own index); no status/tier, no dates.
+    assert len(distinct) == 2 and all(("country" in sql or "city" in sql) for sql in distinct), distinct
+    years = [choice["title"] for choice in response.context["cl"].date_hierarchy_context()["choices"]]
+    assert years == [str(datetime.date.today().year)] or years  # one year or a span of years
+    assert any("MIN(" in sql.upper() and "MAX(" in sql.upper() for sql in log.on("customers"))
+
+
+def test_a_foreign_key_filter_takes_a_key_instead_of_listing_every_row(root_client):
+    customers = seed()
+    ann = customers[-1]
+    for number in range(3):
+        Order(customer=customers[number], number=f"O-{number}", placed_on=datetime.date(2026, 1, 1)).save(
+            using="customers"
+        )
+    Order(customer=ann, number="O-ann", placed_on=datetime.date(2026, 1, 2)).save(using="customers")
+    body = page(root_client, "customers", Order).content.decode()
+    assert 'class="related-id-filter"' in body
+    assert customers[0].name not in body.split('id="changelist-filter"')[1]  # no list of customers
+    response = page(root_client, "customers", Order, customer__id__exact=ann.pk)
+    assert [o.number for o in response.context["cl"].result_list] == ["O-ann"]
+    assert ann.email in response.content.decode().split('id="changelist-filter"')[1]
+    addresses = page(root_client, "customers", Address, customer__id__exact=ann.pk)
+    assert [a.customer_id for a in addresses.context["cl"].result_list] == [ann.pk]
+
+
+def test_legacy_invoice_filter_takes_a_customer_number(root_client):
+    from console.legacy.demo import load
+
+    load(using="legacy", customers=6)
+    customer = Custmast.objects.using("legacy").filter(invoices__isnull=False).first()
+    response = page(root_client, "legacy", Invoice, customer__custno__exact=customer.custno)
+    expected = sorted(Invoice.objects.using("legacy").filter(customer=customer).values_list("pk", flat=True))
+    assert sorted(shown(response)) == expected and expected
+    assert 'class="related-id-filter"' in response.content.decode()
+
+
+def test_list_columns_that_follow_a_foreign_key_cost_no_query_per_row(root_client):
+    customers = seed()
+    for number, customer in enumerate(customers):
+        Order(customer=customer, number=f"N-{number}", placed_on=datetime.date(2026, 2, 1)).save(using="customers")
+    with capture_queries() as few:
+        page(root_client, "customers", Order, status__exact="open")
+    Order(customer=customers[0], number="N-more", placed_on=datetime.date(2026, 2, 2)).save(using="customers")
+    Order(customer=customers[1], number="N-most", placed_on=datetime.date(2026, 2, 3)).save(using="customers")
+    with capture_queries() as more:
+        page(root_client, "customers", Order, status__exact="open")
+    assert len(more.on("customers")) == len(few.on("customers"))
