@@ -344,9 +344,11 @@ class DatabaseChangeList(ChangeList):
         self.paginator = paginator
         self.show_full_result_count = self.model_admin.show_full_result_count
         self.full_row_count = None
-        if self.show_full_result_count:
-            self.full_row_count = count_rows(self.root_queryset, paginator.exact_count_max, paginator.count_time_limit)
         count = paginator.row_count
+        # Unfiltered, the "N total" is the list's own count: count once (Django counts twice, #8408).
+        unfiltered = self.queryset.query.where == self.root_queryset.query.where
+        if self.show_full_result_count and not unfiltered:
+            self.full_row_count = count_rows(self.root_queryset, paginator.exact_count_max, paginator.count_time_limit)
         self.can_show_all = count.exact and count.value <= self.list_max_show_all
         if self.show_all and self.can_show_all:
             self.page = None
@@ -369,6 +371,8 @@ class DatabaseChangeList(ChangeList):
         else:
             self.multi_page = bool(self.page and (self.page.number > 1 or self.page.has_next()))
         self.row_count = count
+        if self.show_full_result_count and unfiltered:
+            self.full_row_count = count
         self.result_count = count.value
         self.full_result_count = self.full_row_count.value if self.full_row_count else None
         self.show_admin_actions = not self.show_full_result_count or bool(

@@ -1,7 +1,8 @@
 """Drive every admin path of a panel the way staff would, watching every database.
 
 ``PanelWalker`` visits, for each registered model: the changelist, every list
-filter choice, search, date hierarchy drill-down, raw-id popups, autocomplete
+filter choice (and a key in each filter that takes one), next/previous pages by
+keyset cursor, search, date hierarchy drill-down, raw-id popups, autocomplete
 JSON, the add and change forms, history, delete confirmation and view on
 site; ``walk_change_forms`` posts each change form back as a browser would.
 """
@@ -11,6 +12,8 @@ import types
 from django.contrib.contenttypes.models import ContentType
 from django.urls import include, path, reverse
 
+from admin_site.changelists import CURSOR_VAR, make_cursor
+from admin_site.filters import RelatedIdFieldListFilter
 from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
 from admin_site.sites import DatabaseAdminSite, all_sites
 from tests.conftest import seed_customers, seed_users
@@ -117,6 +120,14 @@ class PanelWalker:
         for spec in cl.filter_specs:
             for choice in spec.choices(cl):
                 self.get(changelist + choice["query_string"])
+            if isinstance(spec, RelatedIdFieldListFilter):  # takes a key instead of listing choices
+                related = spec.related_model._default_manager.using(self.panel).first()
+                if related is not None:
+                    self.get(changelist, {spec.lookup_kwarg: related.pk})
+        if getattr(cl, "keys", None) and cl.result_list:
+            # Next/previous links carry a keyset cursor instead of an offset.
+            for after in (True, False):
+                self.get(changelist, {"p": 2, CURSOR_VAR: make_cursor(cl.keys, list(cl.result_list)[0], after)})
         if model_admin.search_fields:
             self.get(changelist, {"q": "a"})
         if model_admin.date_hierarchy:
