@@ -150,7 +150,7 @@ def console(request):
     except Unavailable as reason:
         missing(str(reason))
     os.chmod(work, 0o755)
-    server = None
+    server = log = None
     db = MariaDB.from_env()
     prefix = os.environ.get("CONSOLE_TEST_DB_PREFIX", "console")
     databases = {alias: f"console_{prefix}_e2e_{alias}" for alias in PANELS}
@@ -193,7 +193,8 @@ def console(request):
             runtime.manage("load_demo_data", "--customers", "40", "--users", "0", "--legacy", "20", env=env)
             runtime.manage("shell", "-c", SEED_USERS, env={**env, "E2E_PASSWORD": password})
             runtime.manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
-        log = open(work / "server.log", "w")  # noqa: SIM115 - closed after the server stops
+        # Append: Apache reopens /dev/stderr, and a shared offset would let it overwrite the start.
+        log = open(work / "server.log", "a")  # noqa: SIM115 - closed after the server stops
         server = Server(runtime, work / "server", env=env, processes=2, threads=3, log=log)
         with clock("start"):
             server.start()
@@ -208,6 +209,8 @@ def console(request):
                 server.stop()
             except ServerError as error:
                 report(request.config, str(error))
+        if log is not None:
+            log.close()
         if (work / "server.log").exists():
             ARTIFACTS.mkdir(exist_ok=True)
             shutil.copyfile(work / "server.log", ARTIFACTS / "e2e-server.log")

@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("CONSOLE_RUNTIME_CACHE", "/var/tmp/data-console"))
 REQUIREMENTS = ("requirements.txt", "requirements-wsgi.txt")
 #: System interpreters an unprivileged user can normally run, best first.
-SYSTEM_PYTHONS = ("/usr/bin/python3.11", "/usr/bin/python3", "/usr/local/bin/python3")
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 #: Apache refuses root; this account runs the daemon processes when we are root.
 DAEMON_USER = os.environ.get("CONSOLE_DAEMON_USER", "www-data")
 
