@@ -100,14 +100,15 @@ def fulltext_plan(model_admin, request, queryset, search_term):
         return None
     plain = all(field == field.lstrip("^=") for field in search_fields)
     min_size = min_token_size(queryset.db)
-    like_terms, conditions = [], []
+    like_terms, words = [], []
     for term in search_terms(search_term):
         against = boolean_query(term, min_size)
         if against:
-            conditions.append(Match(*columns, against=against))
+            words.append(against)
         if not (against and plain and WORD.fullmatch(term) and against == f"+{term.lower()}*"):
             like_terms.append(term)
-    return like_terms, conditions
+    # One MATCH for all terms: the index intersects their words in one look-up.
+    return like_terms, [Match(*columns, against=" ".join(words))] if words else []
 
 
 def quote(term):

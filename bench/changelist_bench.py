@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 #: The word searched for: a last name, on about 1 customer in 88 (name and email).
 SEARCH_TERM = "Lindqvist"
+#: A person searched for by first and last name: about 1 customer in 9,000.
+PERSON = "Maya Lindqvist"
 #: The filter measured: a choices field with an index, about 20% of the rows.
 FILTER = {"status__exact": "suspended"}
 DEEP_PAGE = 5000
@@ -203,49 +204,13 @@ def seed(url, name, rows):
 # -- the two admins ---------------------------------------------------------------
 
 
-def stock_urlconf():
-    """A plain AdminSite with the documented multi-database ModelAdmin, next to the console's panels."""
-    from django.contrib import admin
-    from django.urls import path
-
-    import console.urls
-    from console.customers.models import Customer
-
-    class MultiDBModelAdmin(admin.ModelAdmin):
-        """Django's documented multi-database pattern: ``using`` on the queryset and the writes."""
-
-        using = "customers"
-
-        def get_queryset(self, request):
-            return super().get_queryset(request).using(self.using)
-
-        def save_model(self, request, obj, form, change):
-            obj.save(using=self.using)
-
-    class StockCustomerAdmin(MultiDBModelAdmin):
-        """The customers panel's list options, as they were before the big-table work."""
-
-        list_display = ["name", "email", "country", "status", "tier", "order_count", "lifetime_value", "contact_count"]
-        list_filter = ["status", "tier", "country", "tags", ("addresses__city", admin.AllValuesFieldListFilter)]
-        search_fields = ["name", "email"]
-        date_hierarchy = "created_at"
-        list_per_page = 50
-
-    site = admin.AdminSite(name="stock")
-    site.register(Customer, StockCustomerAdmin)
-    module = types.ModuleType("bench_changelist_urls")
-    module.urlpatterns = [path("stock/", site.urls), *console.urls.urlpatterns]
-    sys.modules[module.__name__] = module
-    return module.__name__
-
-
 def logged_in_client():
     from django.conf import settings
     from django.contrib.auth.models import User
     from django.test import Client
     from django.urls import clear_url_caches
 
-    settings.ROOT_URLCONF = stock_urlconf()
+    settings.ROOT_URLCONF = "bench.changelist_site"
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     clear_url_caches()
     user = User.objects.db_manager("users").filter(username="bench").first()
@@ -293,6 +258,7 @@ def scenarios(client):
         "page 1": "",
         f"page {DEEP_PAGE:,}": f"?p={DEEP_PAGE}",
         f"search '{SEARCH_TERM}'": "?" + urlencode({"q": SEARCH_TERM}),
+        f"search '{PERSON}'": "?" + urlencode({"q": PERSON}),
         "filter " + ",".join(f"{k}={v}" for k, v in FILTER.items()): "?" + urlencode(FILTER),
     }
     rows = [(name, stock + q, ours + q) for name, q in query.items()]
@@ -310,9 +276,9 @@ def target_for(name):
     return next((ratio for prefix, ratio in TARGETS.items() if name.startswith(prefix)), None)
 
 
-def compare(client, runs, stock_runs):
+def compare(client, paths, runs, stock_runs):
     print(f"{'changelist':34} {'':6} {'median ms':>10} {'p90 ms':>9} {'SQL':>4} {'SQL ms':>8}  ratio (target)")
-    for name, stock_url, our_url in scenarios(client):
+    for name, stock_url, our_url in paths:
         stock = measure(client, stock_url, stock_runs)
         ours = measure(client, our_url, runs)
         ratio = stock["median"] / ours["median"]
@@ -331,41 +297,117 @@ def page1(client, runs):
     return measure(client, "/customers/customers/customer/", runs)["median"]
 
 
+def wrk(url, cookie, seconds, concurrency):
+    """requests/s, p50 and p99 (seconds) and non-2xx count of ``url`` under ``wrk`` with ``concurrency`` connections."""
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(concurrency, 2)}",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "60s",
+            "-H",
+            f"Cookie: {cookie}",
+            url,
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = result.stdout
+
+    def latency(percentile):
+        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, latency(50), latency(99), int(errors[1]) if errors else 0
+
+
 def http_section(base_url, cookie, paths, seconds=15, concurrency=8):
-    """Requests/s and p50/p99 for each path under ``concurrency`` threads, against a running server.
+    """Requests/s and p50/p99 of each (name, path) over HTTP, ``concurrency`` connections for ``seconds`` each.
 
-    ``base_url`` is a server (mod_wsgi-express in daemon mode) serving this
-    bench's URLs on the seeded database; ``cookie`` a logged-in session
-    (``sessionid=...``).  Returns {path: (requests/s, p50 s, p99 s, errors)}.
+    ``base_url`` serves ``bench.changelist_site`` on the seeded database;
+    ``cookie`` is a logged-in session's Cookie header.
     """
-    import threading
-    import urllib.request
-
-    def worker(url, stop, latencies, errors):
-        request = urllib.request.Request(url, headers={"Cookie": cookie})
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    response.read()
-                latencies.append(time.perf_counter() - started)
-            except OSError:
-                errors.append(1)
-
+    print(f"HTTP, mod_wsgi-express daemon mode, wrk -c{concurrency} for {seconds} s each")
+    print(f"{'path':34} {'':6} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>6}  ratio")
     results = {}
-    for path in paths:
-        latencies, errors, stop = [], [], time.monotonic() + seconds
-        url = base_url.rstrip("/") + path
-        threads = [threading.Thread(target=worker, args=(url, stop, latencies, errors)) for _ in range(concurrency)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        latencies.sort()
-        n = len(latencies)
-        p50, p99 = (latencies[n // 2], latencies[int(n * 0.99)]) if n else (None, None)
-        results[path] = (n / seconds, p50, p99, len(errors))
+    for name, stock_path, our_path in paths:
+        row = {}
+        for label, path in (("stock", stock_path), ("ours", our_path)):
+            if path is None:
+                continue
+            row[label] = wrk(base_url + path, cookie, seconds, concurrency)
+            rate, p50, p99, errors = row[label]
+            ratio = f"  {rate / row['stock'][0]:.1f}x" if label == "ours" and "stock" in row else ""
+            print(f"{name if label == 'stock' or 'stock' not in row else '':34} {label:6} {rate:9.1f} "
+                  f"{p50 * 1000:9.1f} {p99 * 1000:9.1f} {errors:6d}{ratio}")  # fmt: skip
+        results[name] = row
     return results
+
+
+def serve_and_load(url, name, paths, seconds, concurrency):
+    """Serve the bench's URLs with the e2e harness (mod_wsgi-express, daemon mode) and run ``http_section``."""
+    import secrets
+    import shutil
+
+    from tests.e2e.client import Client
+    from tests.e2e.express import Server, prepare_runtime, trusted_cache
+
+    work = Path(tempfile.mkdtemp(prefix="bench-cl-", dir=trusted_cache() if os.geteuid() == 0 else None))
+    os.chmod(work, 0o755)
+    server = None
+    try:
+        runtime = prepare_runtime(work)
+        option_file = work / "mariadb.cnf"
+        shutil.copyfile(dict(parse_qsl(urlsplit(url).query))["read_default_file"], option_file)
+        runtime.give(option_file, 0o600)
+        for directory in ("var", "imports"):
+            (work / directory).mkdir()
+            runtime.give(work / directory, 0o700)
+        databases = {"users": f"{name}_users", "customers": name, "legacy": f"{name}_legacy"}
+        for database in databases.values():
+            ensure_database(url, database, reseed=False)
+        parts = urlsplit(url)
+        password = secrets.token_urlsafe(12)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "DJANGO_SETTINGS_MODULE": "bench.changelist_settings",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+            "CONSOLE_VAR_DIR": str(work / "var"),
+            "CONSOLE_IMPORT_DIR": str(work / "imports"),
+            "CONSOLE_STATIC_ROOT": str(work / "static"),
+            **{
+                f"CONSOLE_DB_{alias.upper()}": f"mysql://{parts.hostname}:{parts.port or 3306}/{database}"
+                f"?read_default_file={option_file}"
+                for alias, database in databases.items()
+            },
+        }
+        runtime.manage("migrate_all", "--verbosity", "0", env=env)
+        create = (
+            "from django.contrib.auth.models import User; import os; "
+            "User.objects.db_manager('users').filter(username='bench').delete(); "
+            "User.objects.db_manager('users').create_superuser('bench', 'b@example.com', os.environ['BENCH_PW'])"
+        )
+        runtime.manage("shell", "-c", create, env={**env, "BENCH_PW": password})
+        runtime.manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
+        log = open(work / "server.log", "a")  # noqa: SIM115 - closed with the work directory
+        server = Server(runtime, work / "server", env=env, processes=2, threads=4, log=log)
+        server.start()
+        server.wait_ready()
+        client = Client(server.url)
+        assert client.login("users", "bench", password).status == 302
+        cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies)
+        return http_section(server.url, cookie, paths, seconds, concurrency)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -376,6 +418,8 @@ def main():
     parser.add_argument("--scale", default="", help="other table sizes for the page-1 check, e.g. 10000,10000000")
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--seed-only", action="store_true")
+    parser.add_argument("--http", action="store_true", help="also measure over HTTP under mod_wsgi-express + wrk")
+    parser.add_argument("--http-seconds", type=int, default=15)
     parser.add_argument("--page1-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = server_url()
@@ -397,7 +441,8 @@ def main():
     with connection.cursor() as cursor:
         print(f"{args.rows:,} customers (seeded in {seeded_rows(cursor)[1]:.0f} s), MariaDB, in-process test client")
     client = logged_in_client()
-    compare(client, args.runs, args.stock_runs)
+    paths = scenarios(client)
+    compare(client, paths, args.runs, args.stock_runs)
     ours = page1(client, args.runs)
     sizes = [int(size) for size in args.scale.split(",") if size]
     for size in sizes:
@@ -414,6 +459,12 @@ def main():
             print(f"page 1 at {size:,} rows: {other * 1000:.1f} ms; at {args.rows:,}: {ours * 1000:.1f} ms")
     if sizes:
         print("(target: page 1 at 10,000,000 rows within 1.5x of page 1 at 10,000 rows)")
+    if args.http:
+        trivial = [("trivial view (ceiling)", None, "/bench/trivial/")]
+        results = serve_and_load(url, name, trivial + paths, args.http_seconds, concurrency=8)
+        page_1 = results["page 1"]
+        print(f"HTTP page 1 throughput: {page_1['ours'][0] / page_1['stock'][0]:.1f}x stock (target >= 25x); "
+              f"trivial view {results['trivial view (ceiling)']['ours'][0]:.0f} req/s")  # fmt: skip
 
 
 if __name__ == "__main__":
