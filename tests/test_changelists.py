@@ -113,6 +113,30 @@ def test_an_unfiltered_big_table_shows_the_estimate_labelled_and_counts_nothing(
     assert not [sql for sql in log.on("customers") if "COUNT(" in sql.upper()]
 
 
+def test_a_proxy_with_a_filtered_manager_is_counted_not_estimated(root_client, monkeypatch):
+    """The table's estimate counts every customer; active customers are a part of them."""
+    seed()
+    estimate(monkeypatch, 1_000_000)
+    assert count_label(page(root_client, "customers", ActiveCustomer)) == ("exact", "2 active customers")
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_the_estimate_is_the_panel_databases_own_table_statistics():
+    seed("archive")
+    for alias in ("customers", "archive"):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("ANALYZE TABLE customers_customer")
+            cursor.fetchall()
+    with capture_queries() as log:
+        estimates = {
+            alias: changelists.table_estimate(Customer.objects.using(alias)) for alias in ("customers", "archive")
+        }
+    assert estimates == {"customers": 0, "archive": 7}
+    assert all("information_schema" in sql for alias in ("customers", "archive") for sql in log.on(alias))
+    assert changelists.table_estimate(Customer.objects.using("archive").filter(status="lead")) is None
+
+
 def test_a_filtered_list_above_the_exact_bound_says_more_than(root_client, small_pages, monkeypatch):
     seed()
     estimate(monkeypatch, 1_000_000)
