@@ -37,7 +37,10 @@ def database_settings(panels, var_dir, environ=os.environ):
         if url:
             config = dj_database_url.parse(url)
         else:
-            Path(var_dir).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(var_dir).mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # a read-only checkout: settings that need URLs say so; SQLite says so on connect
             path = Path(var_dir) / f"{alias}.sqlite3"
             config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
         databases[alias] = _tune(config)
