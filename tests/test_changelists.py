@@ -378,3 +378,54 @@ def test_list_columns_that_follow_a_foreign_key_cost_no_query_per_row(root_clien
     with capture_queries() as more:
         page(root_client, "customers", Order, status__exact="open")
     assert len(more.on("customers")) == len(few.on("customers"))
+
+
+# -- indexes -----------------------------------------------------------------------
+
+
+def test_legacy_filter_columns_are_indexed_and_the_upgrade_script_adds_the_same_indexes():
+    from console.legacy.schema import SQL_DIR
+
+    connection = connections["legacy"]
+    with connection.cursor() as cursor:
+        indexed = {
+            table: {tuple(c["columns"]) for c in connection.introspection.get_constraints(cursor, table).values()}
+            for table in ("CUSTMAST", "INVOICE")
+        }
+    filtered = {"INVOICE": ["PAID", "CURRENCY"], "CUSTMAST": ["CLASS", "COUNTRY", "ACTIVE", "OPENED"]}
+    for table, columns in filtered.items():
+        for column in columns:
+            assert any(key[0] == column for key in indexed[table]), (table, column)
+    upgrade = (SQL_DIR / "upgrade-0001-admin-indexes.mysql.sql").read_text()
+    schema = (SQL_DIR / "schema.mysql.sql").read_text()
+    added = re.findall(r"ADD KEY (`\w+` \([^)]*\))", upgrade)
+    assert len(added) == 8 and all(f"KEY {key}" in schema for key in added)
+
+
+def test_every_default_ordering_and_filter_of_the_customer_admins_has_an_index():
+    """The first column of the ordering (after any filter of a proxy's manager) leads an index."""
+    from django.contrib.admin.utils import get_fields_from_path
+
+    site = all_sites()["customers"]
+    for model, admin in site._registry.items():
+        opts = model._meta.concrete_model._meta
+        leading = {index.fields[0].lstrip("-") for index in opts.indexes}
+        leading |= {f.name for f in opts.fields if f.db_index or f.unique or f.primary_key}
+        leading |= {f.attname for f in opts.fields if f.db_index or f.primary_key}
+        first = (model._meta.ordering or ["-pk"])[0].lstrip("-")
+        manager_filters = getattr(model._default_manager, "filters", {})
+        if manager_filters:
+            assert any(
+                [f.lstrip("-") for f in index.fields[:2]] == [*manager_filters, first] for index in opts.indexes
+            ), model
+        else:
+            assert first in leading or first in ("pk", "id"), (model, first)
+        for entry in admin.list_filter:
+            path = entry[0] if isinstance(entry, (list, tuple)) else entry
+            field = get_fields_from_path(model, path)[-1]
+            if field.choices or field.many_to_many or field.is_relation:
+                continue
+            related = field.model._meta
+            names = {index.fields[0].lstrip("-") for index in related.indexes}
+            names |= {f.name for f in related.fields if f.db_index or f.unique}
+            assert field.name in names, (model, path)
