@@ -29,6 +29,8 @@ ARTIFACTS = REPO / "test-artifacts"
 PANELS = ("users", "customers", "legacy")
 #: Runs last: it restarts the MariaDB server every other test uses.
 LAST_MODULE = "test_zz_mariadb_restart.py"
+#: Seconds per phase of the session's server (and a count or two), shown in the terminal summary.
+TIMINGS = {}
 
 
 def missing(reason):
@@ -36,6 +38,12 @@ def missing(reason):
     if REQUIRED:
         pytest.fail(f"{reason} (CONSOLE_E2E_REQUIRED=1: the e2e tests must run)", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        shown = [f"{k} {v:.1f}s" if isinstance(v, float) else f"{k} {v}" for k, v in TIMINGS.items()]
+        terminalreporter.write_line("e2e: " + ", ".join(shown))
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -142,7 +150,7 @@ def report(config, line):
 @pytest.fixture(scope="session")
 def console(request):
     """The console under mod_wsgi-express on a free loopback port, on its own MariaDB databases."""
-    timings = {}
+    timings = TIMINGS
     clock = _Clock(timings)
     is_root = os.geteuid() == 0
     try:
@@ -223,9 +231,6 @@ def console(request):
             connection.close()
         except Exception as error:  # the databases are dropped again next session
             report(request.config, f"e2e: could not drop the e2e databases: {error}")
-        if timings:
-            shown = [f"{k} {v:.1f}s" if isinstance(v, float) else f"{k} {v}" for k, v in timings.items()]
-            report(request.config, "e2e: " + ", ".join(shown))
 
 
 class _Clock:
