@@ -42,8 +42,10 @@ EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
 CURSOR_VAR = "cursor"
 
-#: Server error codes for "the statement ran out of time": MariaDB, MySQL.
-TIMEOUT_ERRORS = {1969, 3024}
+#: Server error codes for "the statement was stopped": MariaDB's max_statement_time (1969), MySQL's
+#: MAX_EXECUTION_TIME (3024), an interrupted statement (1317), and InnoDB's "aborted" (188), which is
+#: what MariaDB reports when the time limit stops a FULLTEXT search.
+TIMEOUT_ERRORS = {1969, 3024, 1317, 188}
 
 
 class StatementTimeout(Exception):

@@ -307,6 +307,27 @@ def test_search_on_mysql_reads_the_fulltext_index():
     assert queryset.count() == 2
 
 
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_a_fulltext_search_stopped_by_the_time_limit_is_a_timeout_not_an_error(root_client, monkeypatch):
+    """MariaDB reports a FULLTEXT search stopped by max_statement_time as handler error 188, not 1969."""
+    Customer.objects.using("customers").bulk_create(
+        Customer(name=f"Lisa Lindqvist {n}", email=f"lisa{n}@example.com", country="SE") for n in range(3000)
+    )
+    query = Customer.objects.using("customers").filter(Match("name", "email", against="+lindqvist*"))
+    stopped = 0
+    for seconds in (0.000001, 0.00001, 0.0001):
+        try:
+            with statement_time_limit("customers", seconds):
+                query.count()
+        except StatementTimeout:
+            stopped += 1
+    assert stopped
+    monkeypatch.setattr(model_admin(Customer), "count_time_limit", 0.0001)
+    response = page(root_client, "customers", Customer, q="lindqvist")
+    assert count_label(response)[0] in ("at least", "exact")
+
+
 # -- filters -----------------------------------------------------------------------
 
 
