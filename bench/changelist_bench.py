@@ -370,8 +370,9 @@ def http_section(base_url, cookie, paths, seconds=15, concurrency=8, idle=lambda
             if label == "ours" and stock_rate is not None:
                 # No stock request finished within the run: at most one in ``seconds``.
                 ratio = f"  {rate / stock_rate:.1f}x" if stock_rate else f"  >{rate * seconds:.0f}x"
+            latencies = f"{p50 * 1000:9.1f} {p99 * 1000:9.1f}" if rate else f"{'> run':>9} {'> run':>9}"
             print(f"{name if label == 'stock' or 'stock' not in row else '':34} {label:6} {rate:9.1f} "
-                  f"{p50 * 1000:9.1f} {p99 * 1000:9.1f} {errors:6d}{ratio}")  # fmt: skip
+                  f"{latencies} {errors:6d}{ratio}")  # fmt: skip
         results[name] = row
     return results
 
