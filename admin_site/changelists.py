@@ -326,6 +326,25 @@ class ChangeListPaginator(Paginator):
         return page
 
 
+def without_distinct(queryset, root_queryset):
+    """``queryset`` with its duplicate rows removed by ``EXISTS`` instead of ``SELECT DISTINCT``.
+
+    A filter or search across a multi-valued relation (``addresses__city``,
+    ``tags``) makes Django add ``DISTINCT`` over every selected column: the
+    database must build every joined row before it can sort and take one
+    page.  "Rows of the list for which such a row exists" lets it walk the
+    list's own order and stop after a page (MariaDB: a FirstMatch semi-join).
+    """
+    if not queryset.query.distinct or queryset.query.distinct_fields:
+        return queryset
+    inner = queryset.order_by()
+    inner.query.distinct = False
+    rows = root_queryset.filter(models.Exists(inner.filter(pk=models.OuterRef("pk"))))
+    rows = rows.order_by(*queryset.query.order_by)
+    rows.query.select_related = queryset.query.select_related
+    return rows
+
+
 class DatabaseChangeList(ChangeList):
     """A changelist counted by ``ChangeListPaginator`` and with a date hierarchy that reads two dates."""
 
@@ -337,7 +356,7 @@ class DatabaseChangeList(ChangeList):
         if not hasattr(self, "cursor"):
             self.cursor = self.params.pop(CURSOR_VAR, None)
             self.filter_params.pop(CURSOR_VAR, None)
-        return super().get_queryset(request, exclude_parameters)
+        return without_distinct(super().get_queryset(request, exclude_parameters), self.root_queryset)
 
     def get_results(self, request):
         paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)

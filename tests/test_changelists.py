@@ -347,6 +347,19 @@ def test_filters_still_filter(root_client):
         assert sorted(shown(page(root_client, "customers", Customer, **{param: value}))) == expected, param
 
 
+def test_a_filter_across_addresses_lists_each_customer_once_without_select_distinct(root_client):
+    customers = seed()
+    ann = customers[-1]
+    Address(customer=ann, line1="2 Side St", city="City0", postcode="1", country="DE").save(using="customers")
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer, addresses__city="City0")
+    expected = sorted(set(Address.objects.using("customers").filter(city="City0").values_list("customer", flat=True)))
+    assert sorted(shown(response)) == expected and ann.pk in expected
+    assert len(shown(response)) == len(set(shown(response)))
+    page_query = [sql for sql in log.on("customers") if "LIMIT" in sql and "COUNT(" not in sql.upper()][0]
+    assert "EXISTS" in page_query and "DISTINCT" not in page_query
+
+
 def test_choice_filters_read_no_values_and_dates_come_from_first_and_last(root_client):
     seed()
     with capture_queries() as log:
