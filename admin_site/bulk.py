@@ -11,6 +11,7 @@ a plain model, without compiling an expression per value.
 
 from operator import attrgetter
 
+from django.core import validators
 from django.core.exceptions import ValidationError
 from django.db import connections, models
 from django.db.models.base import ModelState
@@ -24,6 +25,7 @@ _MISSING = object()
 
 #: Field classes whose database value is the Python string itself.
 _TEXT_FIELDS = (models.CharField, models.TextField, models.EmailField, models.SlugField, models.URLField)
+_STR_OR_NONE = {str, type(None)}
 
 
 def _memoizable(field):
@@ -40,6 +42,8 @@ class FieldCleaner:
         #: A model that customises field cleaning keeps its own full_clean.
         self.custom = model.full_clean is not base.full_clean or model.clean_fields is not base.clean_fields
         self.memo = {f.attname: {} for f in model._meta.concrete_fields if _memoizable(f)}
+        self.accept = {f.attname: accept for f in model._meta.concrete_fields if (accept := str_acceptor(f))}
+        self.has_clean = model.clean is not base.clean
         self.has_constraints = bool(model._meta.constraints)
         self._fields_for = {}
 
@@ -47,18 +51,23 @@ class FieldCleaner:
         if self.custom:
             instance.full_clean(exclude=exclude, validate_unique=False)
             return
-        errors = self.clean_fields(instance, exclude)
-        try:
-            instance.clean()
-        except ValidationError as e:
-            errors = e.update_error_dict(errors)
+        errors = self.clean_model(instance, exclude, self.clean_fields(instance, exclude))
+        if errors:
+            raise ValidationError(errors)
+
+    def clean_model(self, instance, exclude, errors):
+        """The rest of ``full_clean`` once the fields are clean: ``clean()``, then the constraints."""
+        if self.has_clean:
+            try:
+                instance.clean()
+            except ValidationError as e:
+                errors = e.update_error_dict(errors)
         if self.has_constraints:
             try:
                 instance.validate_constraints(exclude=set(exclude) | set(errors))
             except ValidationError as e:
                 errors = e.update_error_dict(errors)
-        if errors:
-            raise ValidationError(errors)
+        return errors
 
     def clean_fields(self, instance, exclude):
         """What ``Model.clean_fields`` does; the same errors, keyed by field name."""
@@ -72,28 +81,149 @@ class FieldCleaner:
             raw = getattr(instance, field.attname)
             if field.blank and raw in field.empty_values:
                 continue
-            memo = self.memo.get(field.attname)
-            key = (type(raw), raw)
-            try:
-                cached = memo.get(key) if memo is not None else None
-            except TypeError:  # not hashable
-                cached = None
-            if cached is None:
-                try:
-                    cached = (True, field.clean(raw, instance))
-                except ValidationError as e:
-                    cached = (False, e.error_list)
-                if memo is not None and len(memo) < MEMO_SIZE:
-                    try:
-                        memo[key] = cached
-                    except TypeError:
-                        pass
-            ok, value = cached
+            ok, value = self._clean(field, raw, instance)
             if ok:
                 setattr(instance, field.attname, value)
             else:
-                errors[field.name] = list(value)
+                errors[field.name] = value
         return errors
+
+    def clean_column(self, field, instances, skip):
+        """``clean_fields`` of one plain field over many instances: ``{index: errors}``.
+
+        ``instances[i]`` is None, or ``field.name in skip[i]``, for rows not to clean.
+        """
+        attname, name, blank, empty = field.attname, field.name, field.blank, field.empty_values
+        rows = [i for i, instance in enumerate(instances) if instance is not None and name not in skip[i]]
+        raws = [instances[i].__dict__[attname] for i in rows]  # a plain field's value lives there
+        accept = self.accept.get(attname)
+        if accept is not None and accept(raws):
+            return {}  # field.clean would return every value unchanged
+        errors = {}
+        for i, raw in zip(rows, raws, strict=True):
+            if blank and raw in empty:
+                continue
+            ok, value = self._clean(field, raw, instances[i])
+            if ok:
+                instances[i].__dict__[attname] = value
+            else:
+                errors[i] = value
+        return errors
+
+    def _clean(self, field, raw, instance):
+        """``(True, field.clean(raw))`` or ``(False, its errors)``, remembered per value where that is sound."""
+        if (accept := self.accept.get(field.attname)) and type(raw) is str and accept((raw,)):
+            return True, raw  # field.clean would return raw unchanged
+        memo = self.memo.get(field.attname)
+        key = (type(raw), raw)
+        try:
+            cached = memo.get(key) if memo is not None else None
+        except TypeError:  # not hashable
+            cached = None
+        if cached is None:
+            try:
+                cached = (True, field.clean(raw, instance))
+            except ValidationError as e:
+                cached = (False, e.error_list)
+            if memo is not None and len(memo) < MEMO_SIZE:
+                try:
+                    memo[key] = cached
+                except TypeError:
+                    pass
+        ok, value = cached
+        return ok, value if ok else list(value)
+
+
+def str_acceptor(field):
+    """A quick test that ``field.clean`` takes every str of a list unchanged, or None where none is sound.
+
+    For Django's text fields without choices, ``clean`` of a str returns the
+    str itself, or raises when it is blank and must not be, or when a
+    validator refuses it.  The test runs each validator over the whole list
+    at once, with C-level primitives where it can (the longest value against
+    a length limit, a regex's ``search`` mapped over the list); any other
+    validator is called per value.  A list the test does not accept goes
+    through ``field.clean`` value by value, which gives the errors: the test
+    only skips work.
+    """
+    if (
+        type(field).clean is not models.Field.clean
+        or type(field).validate is not models.Field.validate
+        or type(field).to_python not in (models.CharField.to_python, models.TextField.to_python)
+        or field.choices is not None
+    ):
+        return None
+    checks = [_str_check(v) for v in field.validators]
+    blank = field.blank
+
+    def accept(values):
+        if not values:
+            return True
+        if set(map(type, values)) != {str}:
+            return False
+        if "" in values:
+            if not blank:
+                return False
+            values = [value for value in values if value]  # Django skips blank values of a blank field
+        for check in checks:
+            if values and not check(values):
+                return False
+        return True
+
+    return accept
+
+
+def _str_check(validator):
+    """``validator(value)`` passes for every value of a list of str, as a predicate on the list."""
+    kind = type(validator)
+    limit = getattr(validator, "limit_value", None)
+    if kind is validators.MaxLengthValidator and not callable(limit):
+        return lambda values: max(map(len, values)) <= limit
+    if kind is validators.MinLengthValidator and not callable(limit):
+        return lambda values: min(map(len, values)) >= limit
+    if kind is validators.ProhibitNullCharactersValidator:
+        return lambda values: not any("\x00" in value for value in values)
+    if kind is validators.RegexValidator:
+        search = validator.regex.search
+        if validator.inverse_match:
+            return lambda values: not any(map(search, values))
+        return lambda values: all(map(search, values))
+    check = _email_check(validator) if kind is validators.EmailValidator else _passes(validator)
+    return lambda values: all(map(check, values))
+
+
+def _passes(validator):
+    def passes(value):
+        try:
+            validator(value)
+        except ValidationError:
+            return False
+        return True
+
+    return passes
+
+
+def _email_check(validator):
+    """``EmailValidator.__call__`` as a predicate: its regexes resolved once, each domain checked once."""
+    user_match, allowlist = validator.user_regex.match, validator.domain_allowlist
+    domains = {}
+
+    def check(value):
+        if not value or "@" not in value or len(value) > 320:
+            return False
+        user_part, domain_part = value.rsplit("@", 1)
+        if not user_match(user_part):
+            return False
+        if domain_part in allowlist:
+            return True
+        valid = domains.get(domain_part)
+        if valid is None:
+            valid = bool(validator.validate_domain_part(domain_part))
+            if len(domains) < MEMO_SIZE:
+                domains[domain_part] = valid
+        return valid
+
+    return check
 
 
 def instance_factory(model):
@@ -122,6 +252,9 @@ def instance_factory(model):
         for f in per_instance:
             attributes[f.attname] = f.get_default()
         obj._state = ModelState()
+        if values.keys() <= plain:
+            attributes.update(values)
+            return obj
         for name, value in values.items():
             if name in plain:
                 attributes[name] = value
@@ -137,7 +270,7 @@ def insert_rows(model, instances, using, *, need_pks=True):
 
     What ``QuerySet.bulk_create`` does for a plain model, without compiling an
     expression per value.  ``auto_now``/``auto_now_add`` fields get one
-    timestamp per statement (as a database default would); rows with a
+    timestamp per call (as a database default would per statement); rows with a
     database expression (``db_default`` with no value) go through
     ``bulk_create``.  With ``need_pks=False`` the new pks are not read back
     (instances keep ``pk = None``): for large imports nothing needs them.
@@ -161,23 +294,29 @@ def insert_rows(model, instances, using, *, need_pks=True):
         one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         size = max(1, connection.ops.bulk_batch_size(fields, group))
         stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
-        columns_out = [(_value_getter(f, stamped), _db_converter(f, connection)) for f in fields]
+        columns_out = [(_value_getter(f, stamped), _column_converter(f, connection)) for f in fields]
+        sql = f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({columns}) VALUES "
+        # Without pks to read back, one executemany: PyMySQL sends it as multi-row INSERTs of up to
+        # 1 MB each (under the server's packet limit however long the rows), sqlite3 as one prepared
+        # statement.  Reading pks back needs INSERT ... RETURNING, one statement per batch.
+        batches = [group[i : i + size] for i in range(0, len(group), size)] if returning else [group]
         with connection.cursor() as cursor:
-            for start in range(0, len(group), size):
-                batch = group[start : start + size]
+            for batch in batches:
                 now = timezone.now()
                 for obj in batch:
                     for f in stamped:
                         setattr(obj, f.attname, now)
-                params = [convert(get(obj)) for obj in batch for get, convert in columns_out]
-                sql = f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({columns}) VALUES "
-                sql += ", ".join([one_row] * len(batch))
-                if returning:
-                    sql += f" RETURNING {connection.ops.quote_name(pk.column)}"
-                cursor.execute(sql, params)
-                if returning:
-                    for obj, (value,) in zip(batch, cursor.fetchall(), strict=True):
-                        obj.pk = value
+                # A column at a time: map() over the batch, then rows by zip(), without a call per cell.
+                rows = list(zip(*[convert(list(map(get, batch))) for get, convert in columns_out], strict=True))
+                if not returning:
+                    cursor.executemany(sql + one_row, rows)
+                    continue
+                cursor.execute(
+                    sql + ", ".join([one_row] * len(batch)) + f" RETURNING {connection.ops.quote_name(pk.column)}",
+                    [value for row in rows for value in row],
+                )
+                for obj, (value,) in zip(batch, cursor.fetchall(), strict=True):
+                    obj.pk = value
         for obj in group:
             obj._state.adding, obj._state.db = False, using
 
@@ -189,16 +328,19 @@ def _value_getter(field, stamped):
     return lambda obj: field.pre_save(obj, True)
 
 
-def _db_converter(field, connection):
-    """``field.get_db_prep_save`` bound to the connection, remembered per value.
+def _column_converter(field, connection):
+    """``field.get_db_prep_save`` bound to the connection, for a column of values.
 
-    Text already a str (or None) passes as is; other values (dates, decimals,
-    choices stored as numbers) are converted once per distinct value.
+    A text column of str (or None) passes as is; other values (dates,
+    decimals, choices stored as numbers) are converted once per distinct value.
     """
+    prep = field.get_db_prep_save
     if type(field) in _TEXT_FIELDS:
 
-        def convert_text(value):
-            return value if value is None or type(value) is str else field.get_db_prep_save(value, connection)
+        def convert_text(values):
+            if set(map(type, values)) <= _STR_OR_NONE:
+                return values
+            return [value if value is None or type(value) is str else prep(value, connection) for value in values]
 
         return convert_text
     seen = {}
@@ -208,11 +350,11 @@ def _db_converter(field, connection):
         try:
             converted = seen.get(key, _MISSING)
         except TypeError:  # unhashable
-            return field.get_db_prep_save(value, connection)
+            return prep(value, connection)
         if converted is _MISSING:
-            converted = field.get_db_prep_save(value, connection)
+            converted = prep(value, connection)
             if len(seen) < MEMO_SIZE:
                 seen[key] = converted
         return converted
 
-    return convert
+    return lambda values: list(map(convert, values))

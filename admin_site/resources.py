@@ -17,16 +17,17 @@ stock bulk mode ignores, are validated per row and written in bulk through
 the relation's table.
 """
 
+import functools
 from collections import defaultdict
 
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
 from django.db import models, router
 from import_export import resources, widgets
-from import_export.results import RowResult
 
 from admin_site.audit import audited
 from admin_site.bulk import FieldCleaner, insert_rows, instance_factory
 from admin_site.imports import problems, record_result
+from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
 
 #: Values per ``IN (...)`` query when checking unique columns against the database.
@@ -36,8 +37,10 @@ LOOKUP_CHUNK = 2000
 #: rows one by one only up to this many; see ``admin_site.importexport``).
 READ_BACK_PKS_UP_TO = 10_000
 
-#: Per-row hooks the new-rows path stands in for; a subclass overriding one keeps the stock path.
+#: Hooks the new-rows path stands in for; a subclass overriding one keeps the stock path
+#: (``before_import`` may change the file after the path was chosen).
 ROW_HOOKS = (
+    "before_import",
     "import_row",
     "before_import_row",
     "get_or_init_instance",
@@ -99,8 +102,10 @@ class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
         return related
 
 
-class DatabaseModelResource(resources.ModelResource):
+class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
     """A ModelResource that reads and writes only ``using``."""
+
+    pure_widgets = (*NewRowsMixin.pure_widgets, TextWidget)
 
     class Meta:
         use_bulk = True
@@ -115,7 +120,7 @@ class DatabaseModelResource(resources.ModelResource):
         self.using = using or router.db_for_write(self._meta.model)
         self._unique_conflicts = {}
         self._row_number = None
-        self._new_rows_only, self._need_pks, self._m2m_file_fields = False, True, None
+        self._need_pks, self._m2m_file_fields = True, None
         #: Called with 1 after each row (the command line's progress bar).
         self.progress = None
 
@@ -170,6 +175,7 @@ class DatabaseModelResource(resources.ModelResource):
         error with its file row, column and value.
         """
         kwargs.setdefault("rollback_on_validation_errors", True)
+        self.all_or_nothing = kwargs["rollback_on_validation_errors"]
         if dry_run:
             # A preview is not an import: nothing is written, not even the audit record.
             with using_database(self.using):
@@ -214,7 +220,6 @@ class DatabaseModelResource(resources.ModelResource):
         self._not_in_file = {f.name for f in model_fields if f.name not in carried and f.attname not in carried}
         self._cleaner = FieldCleaner(self._meta.model)
         self._make_instance = instance_factory(self._meta.model)
-        self._new_rows_only = self._takes_new_rows_path(headers)
         self._m2m_file_fields = self.m2m_fields(dict.fromkeys(headers))
         self._plain_file_fields = [f for f in present if not f.readonly and f not in self._m2m_file_fields]
         self._need_pks = len(dataset) <= READ_BACK_PKS_UP_TO or bool(self._m2m_file_fields)
@@ -222,55 +227,26 @@ class DatabaseModelResource(resources.ModelResource):
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
         self._file_fields = self._not_in_file = self._cleaner = self._m2m_file_fields = None
-        self._new_rows_only = False
 
     def _takes_new_rows_path(self, headers):
         """Every row is new (no key column), and no subclass customises a per-row hook."""
         id_columns = {self.fields[f].column_name for f in self.get_import_id_fields() if f in self.fields}
+        present = [f for f in super().get_import_fields() if f.column_name in headers and not f.readonly]
         return (
             self._meta.use_bulk
             and self._meta.skip_diff
             and not id_columns & set(headers)
-            and all(f.attribute and "__" not in f.attribute for f in self._file_fields if not f.readonly)
+            and all(f.attribute and "__" not in f.attribute for f in present)
             and all(getattr(type(self), hook) is getattr(DatabaseModelResource, hook) for hook in ROW_HOOKS)
         )
 
-    def import_row(self, row, instance_loader, **kwargs):
-        """New rows skip the instance loader, diffing and per-field ``save`` of the stock path."""
-        if not self._new_rows_only:
-            return super().import_row(row, instance_loader, **kwargs)
-        if not self._meta.store_instance:
-            self._meta.store_instance = kwargs.get("retain_instance_in_row_result", False)
-        row_result = RowResult()
-        row_result.row_values = row
-        row_result.import_type = RowResult.IMPORT_TYPE_NEW
-        try:
-            self._row_number = kwargs.get("row_number")
-            values, errors = {}, {}
-            for field in self._plain_file_fields:
-                try:
-                    value = _clean_cell(field, row, **kwargs)
-                except ValueError as e:
-                    errors[field.attribute] = ValidationError(str(e), code="invalid")
-                    continue
-                if value is not None or field.saves_null_values:
-                    values[field.attribute] = value
-            instance = self._make_instance(values)
-            instance._state.db = self.using
-            errors.update(self.clean_m2m(instance, row, **kwargs))
-            self.validate_instance(instance, errors)
-            self.save_instance(instance, True, row, **kwargs)
-            row_result.object_repr = str(instance)
-            if self._meta.store_instance:
-                row_result.instance = instance
-            self.after_import_row(row, row_result, **kwargs)
-        except ValidationError as e:
-            row_result.import_type = RowResult.IMPORT_TYPE_INVALID
-            row_result.validation_error = e
-        except Exception as e:
-            row_result.import_type = RowResult.IMPORT_TYPE_ERROR
-            row_result.errors.append(self.get_error_result_class()(e, row=row, number=kwargs.get("row_number")))
-        return row_result
+    def import_data_inner(self, dataset, dry_run, raise_errors, using_transactions, collect_failed_rows, **kwargs):
+        """A file of new rows takes a row loop of its own (``import_new_rows``); any other, the package's."""
+        if collect_failed_rows or not self._takes_new_rows_path(dataset.headers or []):
+            return super().import_data_inner(
+                dataset, dry_run, raise_errors, using_transactions, collect_failed_rows, **kwargs
+            )
+        return self.import_new_rows(dataset, dry_run, raise_errors, using_transactions, **kwargs)
 
     def get_import_fields(self):
         """During an import, only the fields whose column the file has (stock walks every field per row)."""
@@ -302,8 +278,7 @@ class DatabaseModelResource(resources.ModelResource):
         Fields the file does not carry keep their default or stored value,
         which the model already accepts.
         """
-        # Widgets report FKs by attname ("customer_id"); full_clean excludes by name ("customer").
-        names = {f.attname: f.name for f in self._meta.model._meta.concrete_fields}
+        names = _field_names(self._meta.model)
         errors = {names.get(key, key): value for key, value in (import_validation_errors or {}).items()}
         for attribute, message in self._unique_conflicts.get(self._row_number, {}).items():
             errors.setdefault(names.get(attribute, attribute), ValidationError(message, code="unique"))
@@ -346,7 +321,7 @@ class DatabaseModelResource(resources.ModelResource):
         try:
             super().import_field(field, instance, row, is_m2m, **kwargs)
         except (ArithmeticError, TypeError) as exc:
-            raise ValueError(_widget_message(field, exc)) from None
+            raise ValueError(widget_message(field, exc)) from None
 
     def _check_import_id_fields(self, headers):
         """A file without the key column only adds rows: fine for any key (stock allows only "id")."""
@@ -433,16 +408,10 @@ class DatabaseModelResource(resources.ModelResource):
             through.objects.using(self.using).bulk_create(rows, batch_size=self._meta.batch_size)
 
 
-def _clean_cell(field, row, **kwargs):
-    try:
-        return field.clean(row, **kwargs)
-    except (ArithmeticError, TypeError) as exc:
-        raise ValueError(_widget_message(field, exc)) from None
-
-
-def _widget_message(field, exc):
-    numeric = isinstance(field.widget, (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget))
-    return "Enter a number." if numeric else f"Not a valid value ({type(exc).__name__})."
+@functools.cache
+def _field_names(model):
+    """attname -> name: widgets report FKs by attname ("customer_id"), full_clean excludes by name."""
+    return {f.attname: f.name for f in model._meta.concrete_fields}
 
 
 def _rebind(partial, widget_class):
@@ -509,18 +478,16 @@ def find_unique_conflicts(resource, dataset):
             continue
         if not model_field.unique or model_field.primary_key or model_field.is_relation:
             continue
-        column = headers.index(field.column_name)
+        raws = dataset.get_col(headers.index(field.column_name))
+        # Unique columns are plain (not relations): each cell cleaned on its own.
+        cleaned = resource.column_cleaner(field, {})(raws, [{field.column_name: raw} for raw in raws])
+        ids = dataset.get_col(headers.index(id_column)) if id_column in headers else None
         values = {}
-        for number, data_row in enumerate(dataset, 1):
-            raw = data_row[column]
-            try:
-                value = field.clean({field.column_name: raw})  # unique columns are plain (not relations)
-            except Exception:
-                continue  # the row's own validation reports it
-            if value in (None, ""):
-                continue
+        for number, (raw, value) in enumerate(zip(raws, cleaned, strict=True), 1):
+            if type(value) is CellError or value in (None, ""):
+                continue  # the row's own validation reports a bad cell
             key = _normalise(value)
-            row_id = str(data_row[headers.index(id_column)]).strip() if id_column in headers else ""
+            row_id = str(ids[number - 1]).strip() if ids is not None else ""
             if key in values:
                 first = values[key][0]
                 first = source_rows[first - 1] if source_rows else first + 1

@@ -100,3 +100,88 @@ def test_large_file_without_pks_read_back_still_writes_tags(no_stock_rows, monke
     assert not run(resources.resource_for(Customer), text).problems
     assert Customer.objects.using("customers").filter(name__startswith="D").count() == 5
     assert Customer.objects.using("archive").count() == 0
+
+
+def test_rows_split_over_many_batches_report_the_same_problems_as_one_batch():
+    one = [(p.row, p.column, p.message) for p in run(resources.resource_for(Customer), BAD).problems]
+    small = [(p.row, p.column, p.message) for p in run(resources.resource_for(Customer, batch_size=3), BAD).problems]
+    assert small == one and len(one) >= 7
+    assert Customer.objects.using("customers").count() == 0
+
+
+def test_rows_split_over_many_batches_are_all_stored():
+    text = HEADER + "".join(f"C{i},c{i}@example.com,,DE,active,gold,\n" for i in range(10))
+    result = run(resources.resource_for(Customer, batch_size=3), text)
+    assert not result.problems and result.totals["new"] == 10
+    assert sorted(Customer.objects.using("customers").values_list("name", flat=True)) == sorted(
+        f"C{i}" for i in range(10)
+    )
+    assert Customer.objects.using("archive").count() == 0
+
+
+STRINGS = [
+    "",
+    " ",
+    "a",
+    "DE",
+    "de",
+    "D",
+    "DEU",
+    "D1",
+    "ÄÖ",
+    "+49 30 123456",
+    "(030) 555-01",
+    "12345",
+    "+12345678901234567890123456789012",
+    "call me",
+    "\x00",
+    "ann\x00@example.com",
+    "ann@example.com",
+    "Ann@Example.COM",
+    "ann@localhost",
+    "ann@[127.0.0.1]",
+    "ann@[300.0.0.1]",
+    "ann@-example.com",
+    "ann@example",
+    "@example.com",
+    "ann@@example.com",
+    "ann@exa mple.com",
+    "a" * 64 + "@example.com",
+    "a" * 250 + "@example.com",
+    "x" * 200,
+    "x" * 201,
+    "line\nbreak",
+    "tab\there",
+    "'+46 8 555",
+    "=1+1",
+    "日本語",
+]
+
+
+@pytest.mark.parametrize("name", ["name", "email", "phone", "country", "notes"])
+def test_quick_acceptance_never_passes_what_field_clean_refuses_or_changes(name):
+    """``str_acceptor`` only skips work: whatever it accepts, Django's clean accepts unchanged."""
+    import random
+
+    from django.core.exceptions import ValidationError
+
+    from admin_site.bulk import str_acceptor
+
+    field = Customer._meta.get_field(name)
+    accept = str_acceptor(field)
+    assert accept is not None
+    rng = random.Random(name)
+    alphabet = "aZ09 +-()@.[]_\x00é'"
+    values = STRINGS + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(400)]
+    for value in values:
+        try:
+            clean_ok = field.clean(value, None) == value
+        except ValidationError:
+            clean_ok = False
+        if field.blank and value == "":
+            clean_ok = True  # Model.clean_fields skips blank values of a blank field
+        assert accept([value]) == clean_ok, (name, value)
+    good, bad = [v for v in values if accept([v])], [v for v in values if not accept([v])]
+    assert good and accept(good), "a list is accepted when each of its values is"
+    for value in bad[:20]:
+        assert not accept([*good, value]), ("one refused value refuses the list", value)
