@@ -16,6 +16,8 @@ import tablib
 from django.conf import settings
 from import_export.formats import base_formats
 
+from admin_site.bulk import collector_paused
+
 #: Largest uncompressed size and compression ratio accepted for an XLSX (zip bomb guard).
 XLSX_MAX_UNCOMPRESSED = 512 * 1024 * 1024
 XLSX_MAX_RATIO = 200
@@ -80,16 +82,17 @@ def rows_to_dataset(numbered_rows, origin="row"):
     width = len(headers)
     # Where each data row stands in the file (the header is 1), for error messages.
     dataset.source_rows = []
-    for number, row in rows:
-        if not any(cell not in (None, "") for cell in row):
-            continue  # blank lines, as spreadsheets leave them
-        if len(row) != width:
-            raise FileFormatError(
-                f"{origin.capitalize()} {number} has {len(row)} cells but the header row has {width}: "
-                f"{'too many' if len(row) > width else 'too few'} values (check for a stray delimiter or quote)."
-            )
-        dataset.append(list(row))
-        dataset.source_rows.append(number)
+    with collector_paused():
+        for number, row in rows:
+            if not any(cell not in (None, "") for cell in row):
+                continue  # blank lines, as spreadsheets leave them
+            if len(row) != width:
+                raise FileFormatError(
+                    f"{origin.capitalize()} {number} has {len(row)} cells but the header row has {width}: "
+                    f"{'too many' if len(row) > width else 'too few'} values (check for a stray delimiter or quote)."
+                )
+            dataset.append(list(row))
+            dataset.source_rows.append(number)
     if not dataset.height:
         raise FileFormatError("The file has a header row but no data rows.")
     return dataset

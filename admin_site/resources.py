@@ -25,7 +25,7 @@ from django.db import models, router
 from import_export import resources, widgets
 
 from admin_site.audit import audited
-from admin_site.bulk import FieldCleaner, insert_rows, instance_factory
+from admin_site.bulk import FieldCleaner, collector_paused, insert_rows, instance_factory
 from admin_site.imports import problems, record_result
 from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
@@ -178,7 +178,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         self.all_or_nothing = kwargs["rollback_on_validation_errors"]
         if dry_run:
             # A preview is not an import: nothing is written, not even the audit record.
-            with using_database(self.using):
+            with using_database(self.using), collector_paused():
                 result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
             result.problems = problems(result, self, dataset)
             return result
@@ -192,7 +192,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
             file_name=kwargs.get("file_name") or "",
             file_format=file_format,
         ) as record:
-            with using_database(self.using):
+            with using_database(self.using), collector_paused():
                 result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
             result.problems = problems(result, self, dataset)
             record_result(record, result)

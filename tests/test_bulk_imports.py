@@ -185,3 +185,19 @@ def test_quick_acceptance_never_passes_what_field_clean_refuses_or_changes(name)
     assert good and accept(good), "a list is accepted when each of its values is"
     for value in bad[:20]:
         assert not accept([*good, value]), ("one refused value refuses the list", value)
+
+
+def test_the_garbage_collector_resumes_after_overlapping_imports_and_after_errors():
+    import gc
+
+    from admin_site.bulk import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        with collector_paused():  # a second import in another thread of the same process
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "the first import is still running"
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("the import failed")
+    assert gc.isenabled()
