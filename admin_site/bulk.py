@@ -2,11 +2,14 @@
 
 ``instance_factory`` builds new instances without ``Model.__init__``'s
 per-field walk when nothing listens to the init signals.  ``FieldCleaner``
-runs ``Model.clean_fields`` with the result of each plain field's clean
-remembered per distinct value, so a country or status column is validated
-a handful of times, not once per row.  ``insert_rows`` writes
-new instances in multi-row INSERTs the way ``QuerySet.bulk_create`` does for
-a plain model, without compiling an expression per value.
+runs ``Model.clean_fields`` for one instance, or for one field over many
+(``clean_column``): a text column whose validators all pass is accepted in
+one pass (``str_acceptor``), and other fields' clean is remembered per
+distinct value, so a country or status column is validated a handful of
+times, not once per row.  ``insert_rows`` writes new instances in multi-row
+INSERTs the way ``QuerySet.bulk_create`` does for a plain model, without
+compiling an expression per value.  ``collector_paused`` keeps Python's
+cyclic garbage collector out of the way meanwhile.
 """
 
 import gc

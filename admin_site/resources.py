@@ -10,9 +10,9 @@ which covers model validation inside the package.
 Speed: rows are written in bulk, and the per-row unique checks of
 ``full_clean`` (one query per unique field per row) are replaced by one
 query per unique field per batch of values, plus a check for duplicates
-inside the file.  A file of new rows (no key column) takes a short per-row
-path: clean the file's cells, build the instance, validate it (memoized per
-distinct value, ``admin_site.bulk``), queue it.  Many-to-many columns, which
+inside the file.  A file of new rows (no key column) takes a loop of its
+own that cleans and validates a column at a time (``admin_site.newrows``).
+Many-to-many columns, which
 stock bulk mode ignores, are validated per row and written in bulk through
 the relation's table.
 """
