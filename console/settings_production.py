@@ -85,6 +85,16 @@ def env_flag(name, default):
     raise ImproperlyConfigured(f"{name} must be 1 or 0, not {value!r}.")
 
 
+def env_seconds(name, default):
+    """A whole number of seconds from the environment."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a whole number of seconds (e.g. 31536000), not {value!r}.")
+    return int(value)
+
+
 def env_list(name):
     """A comma-separated list from the environment, blanks dropped."""
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
@@ -134,7 +144,7 @@ if env_flag("DJANGO_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 365 * 24 * 3600))
+SECURE_HSTS_SECONDS = env_seconds("DJANGO_HSTS_SECONDS", 365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_flag("DJANGO_HSTS_PRELOAD", True)
 

@@ -130,6 +130,15 @@ def test_each_missing_variable_stops_startup_and_is_named(settings_env, name):
     assert f"missing {name}." in message, message
 
 
+@pytest.mark.parametrize(("name", "value"), [("DJANGO_HSTS_SECONDS", "1y"), ("DJANGO_HSTS_PRELOAD", "maybe")])
+def test_a_malformed_value_stops_startup_and_is_named(settings_env, name, value):
+    result = start_wsgi_entry({**settings_env, name: value})
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("django.core.exceptions.ImproperlyConfigured") and name in message, message
+    assert repr(value) in message
+
+
 def test_one_message_names_every_missing_variable(tmp_path):
     result = start_wsgi_entry({"CONSOLE_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
