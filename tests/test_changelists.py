@@ -211,6 +211,19 @@ def test_numbered_pages_past_a_low_estimate_work_too(root_client, small_pages, m
     assert shown(page(root_client, "customers", Customer, p=4)) == [customers[-1].pk]
 
 
+@pytest.mark.parametrize("ordering", ["", "name", "-lifetime_value"])
+def test_deep_numbered_pages_read_pks_first_and_show_the_same_rows(root_client, small_pages, monkeypatch, ordering):
+    seed()
+    estimate(monkeypatch, 100)
+    query = {"o": {"name": "0", "-lifetime_value": "-6"}[ordering]} if ordering else {}  # list_display indexes
+    plain = [shown(page(root_client, "customers", Customer, p=n, **query)) for n in (2, 3, 4)]
+    monkeypatch.setattr(changelists, "DEFERRED_JOIN_FROM", 1)
+    with capture_queries() as log:
+        deferred = [shown(page(root_client, "customers", Customer, p=n, **query)) for n in (2, 3, 4)]
+    assert deferred == plain and sum(plain, [])
+    assert any(re.search(r"SELECT \S+\.\S+id\S* AS \S+pk\S* FROM", sql) for sql in log.on("customers")), "no pk query"
+
+
 def test_a_page_past_a_high_estimate_is_an_empty_page_not_an_error(root_client, small_pages, monkeypatch):
     seed()
     estimate(monkeypatch, 100)
