@@ -60,6 +60,8 @@ class RowCount:
 
     value: int
     kind: str = EXACT
+    #: The count was stopped by its time limit (other whole-list work on these rows will be too).
+    timed_out: bool = False
 
     @property
     def exact(self):
@@ -168,7 +170,7 @@ def count_rows(queryset, exact_count_max, count_time_limit):
         with statement_time_limit(queryset.db, count_time_limit):
             counted = queryset.order_by()[: exact_count_max + 1].count()
     except StatementTimeout:
-        return RowCount(0, AT_LEAST)
+        return RowCount(0, AT_LEAST, timed_out=True)
     if counted > exact_count_max:
         return RowCount(exact_count_max, AT_LEAST)
     return RowCount(counted, EXACT)
@@ -380,6 +382,7 @@ class DatabaseChangeList(ChangeList):
         self.show_full_result_count = self.model_admin.show_full_result_count
         self.full_row_count = None
         count = paginator.row_count
+        self.count_timed_out = count.timed_out
         # Unfiltered, the "N total" is the list's own count: count once (Django counts twice, #8408).
         unfiltered = self.queryset.query.where == self.root_queryset.query.where
         if self.show_full_result_count and not unfiltered:
@@ -462,7 +465,9 @@ class _HierarchyStub:
         self.model = cl.model
         self.params = cl.params
         seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
-        self.queryset = _SpanDates((cl.queryset, cl.root_queryset), cl.date_hierarchy, seconds)
+        # A list too slow to count is too slow for MIN/MAX as well: take the unfiltered span at once.
+        querysets = (cl.root_queryset,) if getattr(cl, "count_timed_out", False) else (cl.queryset, cl.root_queryset)
+        self.queryset = _SpanDates(querysets, cl.date_hierarchy, seconds)
 
     def get_query_string(self, new_params=None, remove=None):
         return self._cl.get_query_string(new_params, remove)

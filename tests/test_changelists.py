@@ -163,6 +163,26 @@ def test_a_count_that_runs_out_of_time_says_more_than_what_the_page_shows(root_c
     assert next_link(response)
 
 
+def test_a_list_too_slow_to_count_takes_the_unfiltered_date_span_without_trying_its_own(root_client, monkeypatch):
+    seed()
+    real = changelists.statement_time_limit
+    limited = []
+
+    def count_too_slow(alias, seconds):
+        limited.append(1)
+        if len(limited) == 1:  # the list's own count
+            raise StatementTimeout("too slow")
+        return real(alias, seconds)
+
+    monkeypatch.setattr(changelists, "statement_time_limit", count_too_slow)
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer, status__exact="active")
+    spans = [sql for sql in log.on("customers") if "MIN(" in sql.upper()]
+    assert len(spans) == 1 and "active" not in spans[0], spans  # the unfiltered span, once
+    years = [choice["title"] for choice in response.context["cl"].date_hierarchy_context()["choices"]]
+    assert years
+
+
 def test_statement_time_limit_stops_a_long_statement_and_leaves_the_connection_usable():
     connection = connections["customers"]
     endless = (  # a billion rows: minutes on any backend
