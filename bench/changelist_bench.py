@@ -473,6 +473,13 @@ def main():
     connection = raw_connection(url, name)
     with connection.cursor() as cursor:
         print(f"{args.rows:,} customers (seeded in {seeded_rows(cursor)[1]:.0f} s), MariaDB, in-process test client")
+        cursor.execute(
+            "SELECT @@version, @@innodb_buffer_pool_size, SUM(data_length + index_length) "
+            "FROM information_schema.TABLES WHERE table_schema = DATABASE()"
+        )
+        version, pool, size = cursor.fetchone()
+        # Both admins read from disk when the tables do not fit: say which case this run is.
+        print(f"MariaDB {version}: InnoDB buffer pool {pool / 2**20:,.0f} MiB, this database {size / 2**20:,.0f} MiB")
     client = logged_in_client()
     paths = scenarios(client)
     if not args.skip_inprocess:
