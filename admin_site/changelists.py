@@ -60,8 +60,8 @@ class RowCount:
 
     value: int
     kind: str = EXACT
-    #: The count was stopped by its time limit (other whole-list work on these rows will be too).
-    timed_out: bool = False
+    #: Seconds the count took (its whole time limit when it was stopped).
+    seconds: float = 0.0
 
     @property
     def exact(self):
@@ -166,14 +166,16 @@ def count_rows(queryset, exact_count_max, count_time_limit):
     estimate = table_estimate(queryset)
     if estimate is not None and estimate > exact_count_max:
         return RowCount(estimate, ESTIMATED)
+    started = time.monotonic()
     try:
         with statement_time_limit(queryset.db, count_time_limit):
             counted = queryset.order_by()[: exact_count_max + 1].count()
     except StatementTimeout:
-        return RowCount(0, AT_LEAST, timed_out=True)
+        return RowCount(0, AT_LEAST, seconds=count_time_limit)
+    seconds = time.monotonic() - started
     if counted > exact_count_max:
-        return RowCount(exact_count_max, AT_LEAST)
-    return RowCount(counted, EXACT)
+        return RowCount(exact_count_max, AT_LEAST, seconds)
+    return RowCount(counted, EXACT, seconds)
 
 
 def keyset_fields(queryset):
@@ -382,7 +384,7 @@ class DatabaseChangeList(ChangeList):
         self.show_full_result_count = self.model_admin.show_full_result_count
         self.full_row_count = None
         count = paginator.row_count
-        self.count_timed_out = count.timed_out
+        self.count_seconds = count.seconds
         # Unfiltered, the "N total" is the list's own count: count once (Django counts twice, #8408).
         unfiltered = self.queryset.query.where == self.root_queryset.query.where
         if self.show_full_result_count and not unfiltered:
@@ -465,9 +467,11 @@ class _HierarchyStub:
         self.model = cl.model
         self.params = cl.params
         seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
-        # A list too slow to count is too slow for MIN/MAX as well: take the unfiltered span at once.
-        querysets = (cl.root_queryset,) if getattr(cl, "count_timed_out", False) else (cl.queryset, cl.root_queryset)
-        self.queryset = _SpanDates(querysets, cl.date_hierarchy, seconds)
+        # The count and the list's own span share one time budget: MIN/MAX over rows as slow to read
+        # as a count that used most of it (a common word searched by FULLTEXT) would run out too.
+        left = seconds - getattr(cl, "count_seconds", 0.0)
+        tries = [(cl.queryset, left)] if left > seconds / 4 else []
+        self.queryset = _SpanDates([*tries, (cl.root_queryset, seconds)], cl.date_hierarchy)
 
     def get_query_string(self, new_params=None, remove=None):
         return self._cl.get_query_string(new_params, remove)
@@ -478,21 +482,20 @@ class _SpanDates:
 
     The dates listed are every year, month or day between the first and the
     last date.  MIN/MAX is an index look-up when an index leads with the
-    list's filter and the date; when it is not (it runs out of
-    ``seconds``), the unfiltered list's span stands in.
+    list's filter and the date; when it is not (it runs out of its time, or
+    the count left it too little), the unfiltered list's span stands in.
     """
 
-    def __init__(self, querysets, field_name, seconds):
-        self._querysets = querysets
+    def __init__(self, tries, field_name):
+        self._tries = tries  # (queryset, seconds) pairs, in order
         self._field_name = field_name
-        self._seconds = seconds
 
     @cached_property
     def span(self):
         name = self._field_name
-        for queryset in self._querysets:
+        for queryset, seconds in self._tries:
             try:
-                with statement_time_limit(queryset.db, self._seconds):
+                with statement_time_limit(queryset.db, seconds):
                     return queryset.order_by().aggregate(first=models.Min(name), last=models.Max(name))
             except StatementTimeout:
                 continue
