@@ -12,6 +12,7 @@ compiling an expression per value.  ``collector_paused`` keeps Python's
 cyclic garbage collector out of the way meanwhile.
 """
 
+import functools
 import gc
 import threading
 from contextlib import contextmanager
@@ -60,6 +61,12 @@ def collector_paused():
             _pauses["count"] -= 1
             if _pauses["count"] == 0 and _pauses["resume"]:
                 gc.enable()
+
+
+@functools.cache
+def field_names(model):
+    """attname -> name of the model's fields: widgets report FKs by attname ("customer_id"), errors use names."""
+    return {f.attname: f.name for f in model._meta.concrete_fields}
 
 
 def _memoizable(field):

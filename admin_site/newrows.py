@@ -19,6 +19,8 @@ from import_export import exceptions, widgets
 from import_export.results import RowResult
 from import_export.utils import atomic_if_using_transaction
 
+from admin_site.bulk import field_names
+
 #: Widgets whose ``clean`` depends on the cell alone and returns an immutable value.
 PURE_WIDGETS = (
     widgets.CharWidget,
@@ -227,7 +229,7 @@ class _Plan:
 
     def __init__(self, resource, kwargs):
         opts = resource._meta.model._meta
-        self.names = {f.attname: f.name for f in opts.concrete_fields}
+        self.names = field_names(resource._meta.model)
         self.cells = [
             (field, self.names.get(field.attribute, field.attribute), resource.column_cleaner(field, kwargs))
             for field in resource._plain_file_fields

@@ -17,7 +17,6 @@ stock bulk mode ignores, are validated per row and written in bulk through
 the relation's table.
 """
 
-import functools
 from collections import defaultdict
 
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
@@ -25,7 +24,7 @@ from django.db import models, router
 from import_export import resources, widgets
 
 from admin_site.audit import audited
-from admin_site.bulk import FieldCleaner, collector_paused, insert_rows, instance_factory
+from admin_site.bulk import FieldCleaner, collector_paused, field_names, insert_rows, instance_factory
 from admin_site.imports import problems, record_result
 from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
@@ -278,7 +277,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         Fields the file does not carry keep their default or stored value,
         which the model already accepts.
         """
-        names = _field_names(self._meta.model)
+        names = field_names(self._meta.model)
         errors = {names.get(key, key): value for key, value in (import_validation_errors or {}).items()}
         for attribute, message in self._unique_conflicts.get(self._row_number, {}).items():
             errors.setdefault(names.get(attribute, attribute), ValidationError(message, code="unique"))
@@ -406,12 +405,6 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
                 for obj in related
             ]
             through.objects.using(self.using).bulk_create(rows, batch_size=self._meta.batch_size)
-
-
-@functools.cache
-def _field_names(model):
-    """attname -> name: widgets report FKs by attname ("customer_id"), full_clean excludes by name."""
-    return {f.attname: f.name for f in model._meta.concrete_fields}
 
 
 def _rebind(partial, widget_class):
