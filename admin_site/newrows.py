@@ -19,7 +19,7 @@ from import_export import exceptions, widgets
 from import_export.results import RowResult
 from import_export.utils import atomic_if_using_transaction
 
-from admin_site.bulk import field_names
+from admin_site.bulk import MEMO_SIZE, field_names
 
 #: Widgets whose ``clean`` depends on the cell alone and returns an immutable value.
 PURE_WIDGETS = (
@@ -33,9 +33,6 @@ PURE_WIDGETS = (
     widgets.TimeWidget,
     widgets.DurationWidget,
 )
-
-#: Distinct cells remembered per column.
-MEMO_SIZE = 512
 
 
 class NewRowsMixin:
