@@ -38,6 +38,8 @@ from django.db import DatabaseError, connections, models
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from admin_site.search import matches, walking
+
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
 CURSOR_VAR = "cursor"
@@ -62,6 +64,8 @@ class RowCount:
     kind: str = EXACT
     #: Seconds the count took (its whole time limit when it was stopped).
     seconds: float = 0.0
+    #: The count ran out of time (rather than rows).
+    stopped: bool = False
 
     @property
     def exact(self):
@@ -171,7 +175,7 @@ def count_rows(queryset, exact_count_max, count_time_limit):
         with statement_time_limit(queryset.db, count_time_limit):
             counted = queryset.order_by()[: exact_count_max + 1].count()
     except StatementTimeout:
-        return RowCount(0, AT_LEAST, seconds=count_time_limit)
+        return RowCount(0, AT_LEAST, seconds=count_time_limit, stopped=True)
     seconds = time.monotonic() - started
     if counted > exact_count_max:
         return RowCount(exact_count_max, AT_LEAST, seconds)
@@ -258,20 +262,32 @@ class OpenPage(Page):
 
 
 class ChangeListPaginator(Paginator):
-    """Pages of a changelist counted by ``count_rows``; pages past an inexact count still work."""
+    """Pages of a changelist counted by ``count_rows``; pages past an inexact count still work.
+
+    A FULLTEXT search (``admin_site.search``) is counted for at most
+    ``search_time_limit``; when that runs out, the word is a common one and
+    its pages are read by walking the list (``search.walking``) for at most
+    as long again, before the index answers them.
+    """
 
     def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *, exact_count_max=10_000,
-                 count_time_limit=0.05):  # fmt: skip
+                 count_time_limit=0.05, search_time_limit=0.015):  # fmt: skip
         super().__init__(object_list, per_page, orphans, allow_empty_first_page)
         self.exact_count_max = exact_count_max
         self.count_time_limit = count_time_limit
+        self.search_time_limit = search_time_limit
         self.known_pages = 1
+        self.walk = False
 
     @cached_property
     def row_count(self):
         if not isinstance(self.object_list, models.QuerySet):
             return RowCount(len(self.object_list))
-        return count_rows(self.object_list, self.exact_count_max, self.count_time_limit)
+        searched = bool(self.search_time_limit) and matches(self.object_list)
+        seconds = min(self.count_time_limit, self.search_time_limit) if searched else self.count_time_limit
+        count = count_rows(self.object_list, self.exact_count_max, seconds)
+        self.walk = searched and count.stopped
+        return count
 
     @property
     def count(self):
@@ -301,30 +317,47 @@ class ChangeListPaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        rows = self._rows(bottom, self.per_page + 1)
-        return self._open_page(rows, number, self.object_list[bottom : bottom + self.per_page])
+        rows, rows_qs = self._read(lambda queryset: self._rows(queryset, bottom, self.per_page + 1))
+        return self._open_page(rows, number, rows_qs[bottom : bottom + self.per_page])
 
-    def _rows(self, start, count):
-        """``object_list[start:start + count]``; deep in the list, the pks first, then their rows.
+    def _read(self, read):
+        """``(read(queryset), queryset)``: the walking list when the search's count ran out of time, else the list.
+
+        The walk gets ``search_time_limit``; when it runs out too, the list
+        (its FULLTEXT index) answers.
+        """
+        if self.walk:
+            walked = walking(self.object_list)
+            try:
+                with statement_time_limit(walked.db, self.search_time_limit):
+                    return read(walked), walked
+            except StatementTimeout:
+                pass
+        return read(self.object_list), self.object_list
+
+    @staticmethod
+    def _rows(queryset, start, count):
+        """``queryset[start:start + count]``; deep in the list, the pks first, then their rows.
 
         An OFFSET makes the database read every row it skips; skipping pks
         only (a deferred join) reads and copies less per row: page 5,000 of a
         million customers in about half the time.
         """
         if start < DEFERRED_JOIN_FROM:
-            return list(self.object_list[start : start + count])
-        pks = list(self.object_list.values_list("pk", flat=True)[start : start + count])
-        return list(self.object_list.filter(pk__in=pks)) if pks else []  # in the list's own order
+            return list(queryset[start : start + count])
+        pks = list(queryset.values_list("pk", flat=True)[start : start + count])
+        return list(queryset.filter(pk__in=pks)) if pks else []  # in the list's own order
 
     def keyset_page(self, number, keys, cursor):
         """Page ``number`` read as "the rows after (before) the cursor's row": no OFFSET, however deep."""
         number = self.validate_number(number)
         after, values = cursor
-        rows_qs = self.object_list.filter(keyset_condition(keys, values, after))
+        condition = keyset_condition(keys, values, after)
         if after:
-            rows = list(rows_qs[: self.per_page + 1])
-            return self._open_page(rows, number, rows_qs[: self.per_page])
-        rows = list(rows_qs.reverse()[: self.per_page + 1])
+            rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition)[: self.per_page + 1]))
+            return self._open_page(rows, number, rows_qs.filter(condition)[: self.per_page])
+        rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition).reverse()[: self.per_page + 1]))
+        rows_qs = rows_qs.filter(condition)
         if len(rows) <= self.per_page:
             number = 1  # nothing before these rows: this is the first page
         page_rows = cached_slice(rows_qs.reverse()[: self.per_page], rows[: self.per_page][::-1])
@@ -387,6 +420,7 @@ class DatabaseChangeList(ChangeList):
         self.full_row_count = None
         count = paginator.row_count
         self.count_seconds = count.seconds
+        self.count_stopped = count.stopped
         # Unfiltered, the "N total" is the list's own count: count once (Django counts twice, #8408).
         unfiltered = self.queryset.query.where == self.root_queryset.query.where
         if self.show_full_result_count and not unfiltered:
@@ -471,8 +505,11 @@ class _HierarchyStub:
         seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
         # The count and the list's own span share one time budget: MIN/MAX over rows as slow to read
         # as a count that used most of it (a common word searched by FULLTEXT) would run out too.
+        # A count stopped by its time limit says the same of MIN/MAX over the list's rows; over a FULLTEXT
+        # search it would be one more look-up of the index, as dear as the count: the whole list's span.
         left = seconds - getattr(cl, "count_seconds", 0.0)
-        tries = [(cl.queryset, left)] if left > seconds / 4 else []
+        cheap = left > seconds / 4 and not getattr(cl, "count_stopped", False) and not matches(cl.queryset)
+        tries = [(cl.queryset, left)] if cheap else []
         self.queryset = _SpanDates([*tries, (cl.root_queryset, seconds)], cl.date_hierarchy)
 
     def get_query_string(self, new_params=None, remove=None):

@@ -76,6 +76,9 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     exact_count_max = 10_000
     #: Seconds a count may take before the list says "more than N" instead.
     count_time_limit = 0.05
+    #: Seconds a FULLTEXT search's count may take; past it the word is common, and its pages are read by
+    #: walking the list with Django's LIKE (as long again at most) before the index answers them.
+    search_time_limit = 0.015
     #: Columns of a FULLTEXT index (MySQL/MariaDB) that can answer ``search_fields`` on them.
     search_fulltext_fields = ()
 
@@ -183,7 +186,11 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
         if queryset.model is LogEntry:
             queryset = self.admin_site.log_entries_for(queryset)
         if isinstance(self.paginator, type) and issubclass(self.paginator, ChangeListPaginator):
-            bounds = {"exact_count_max": self.exact_count_max, "count_time_limit": self.count_time_limit}
+            bounds = {
+                "exact_count_max": self.exact_count_max,
+                "count_time_limit": self.count_time_limit,
+                "search_time_limit": self.search_time_limit,
+            }
             return self.paginator(queryset, per_page, orphans, allow_empty_first_page, **bounds)
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 

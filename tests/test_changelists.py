@@ -10,10 +10,11 @@ big related table.  Thresholds are lowered per test (``exact_count_max``,
 
 import datetime
 import re
+from contextlib import contextmanager
 from html import unescape
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 from django.db.models import Q
 
 from admin_site import changelists
@@ -365,6 +366,72 @@ def test_a_fulltext_search_stopped_by_the_time_limit_is_a_timeout_not_an_error(r
     monkeypatch.setattr(model_admin(Customer), "count_time_limit", 0.0001)
     response = page(root_client, "customers", Customer, q="lindqvist")
     assert count_label(response)[0] in ("at least", "exact")
+
+
+def stopped_count(monkeypatch):
+    """Make every count run out of its time, as a common word's FULLTEXT count does on a big table."""
+    monkeypatch.setattr(
+        changelists, "count_rows", lambda queryset, most, seconds: changelists.RowCount(0, "at least", seconds, True)
+    )
+
+
+@contextmanager
+def walks_stopped(alias="customers"):
+    """The server stops every walking (``LIKE``) read under a time limit, as it would on a rare word."""
+
+    def wrapper(execute, sql, params, many, context):
+        if " LIKE " in sql:  # outside the time limit's own wrapper: the statement as the ORM wrote it
+            raise OperationalError(1969, "Query execution was interrupted (max_statement_time exceeded)")
+        return execute(sql, params, many, context)
+
+    with connections[alias].execute_wrapper(wrapper):
+        yield
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_a_search_whose_count_runs_out_is_read_by_walking_with_djangos_like(root_client, small_pages, monkeypatch):
+    """A word so common that its count runs out: the pages are Django's own search results, in order."""
+    seed()
+    Customer(name="Per Blindqvist", email="per@example.se", country="SE").save(using="customers")
+    stopped_count(monkeypatch)
+    with capture_queries() as log:
+        first = page(root_client, "customers", Customer, q="lindqvist")
+    page_sql = [q for q in log.on("customers") if "LIKE" in q and "max_statement_time" in q]
+    assert page_sql and not any("MATCH" in q for q in page_sql)
+    seen, _ = walk_next(root_client, first)
+    expected = like_search("customers", "lindqvist")
+    assert sorted(seen) == expected and len(seen) == 3  # "Blindqvist" too, as Django finds it
+    assert seen == sorted(seen, reverse=True)  # the list's order (-id), across pages
+    assert count_label(first)[0] == "at least"
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_when_the_walk_runs_out_too_the_fulltext_index_answers(root_client, monkeypatch):
+    seed()
+    Customer(name="Per Blindqvist", email="per@example.se", country="SE").save(using="customers")
+    stopped_count(monkeypatch)
+    with walks_stopped():
+        response = page(root_client, "customers", Customer, q="lindqvist")
+    words = Customer.objects.using("customers").filter(Match("name", "email", against="+lindqvist*"))
+    assert sorted(shown(response)) == sorted(words.values_list("pk", flat=True))
+    assert "Per Blindqvist" not in response.content.decode()  # inside a word: the index does not hold it
+    assert len(shown(response)) == 2
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_a_search_counted_in_time_is_read_through_the_index(root_client):
+    seed()
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer, q="lindqvist")
+    assert count_label(response) == ("exact", "2 customers")
+    sql = log.on("customers")
+    assert not any("LIKE" in q for q in sql)
+    # The date hierarchy's span is the whole list's: over the search it would be one more index look-up.
+    spans = [q for q in sql if "MIN(" in q]
+    assert spans and not any("MATCH" in q for q in spans)
 
 
 # -- filters -----------------------------------------------------------------------
