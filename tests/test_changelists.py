@@ -408,6 +408,25 @@ def test_a_search_whose_count_runs_out_is_read_by_walking_with_djangos_like(root
 
 @search_db
 @pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_an_action_on_ticked_rows_of_a_walked_search_takes_every_ticked_row(root_client, monkeypatch):
+    seed()
+    inside = Customer(name="Per Blindqvist", email="per@example.se", country="SE")
+    inside.save(using="customers")
+    stopped_count(monkeypatch)
+    url = admin_url("customers", Customer, "changelist", q="lindqvist")
+    assert inside.pk in shown(page(root_client, "customers", Customer, q="lindqvist"))
+    ticked = [
+        inside.pk,
+        *Customer.objects.using("customers").filter(name__contains=" Lindqvist").values_list("pk", flat=True),
+    ]
+    response = root_client.post(url, {"action": "record_contact", "_selected_action": ticked, "index": 0})
+    assert response.status_code == 302
+    counts = dict(Customer.objects.using("customers").filter(pk__in=ticked).values_list("pk", "contact_count"))
+    assert counts == {pk: 1 for pk in ticked}  # the row that matches inside a word too
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
 def test_when_the_walk_runs_out_too_the_fulltext_index_answers(root_client, monkeypatch):
     seed()
     Customer(name="Per Blindqvist", email="per@example.se", country="SE").save(using="customers")
