@@ -504,9 +504,8 @@ class _HierarchyStub:
         self.params = cl.params
         seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
         # The count and the list's own span share one time budget: MIN/MAX over rows as slow to read
-        # as a count that used most of it (a common word searched by FULLTEXT) would run out too.
-        # A count stopped by its time limit says the same of MIN/MAX over the list's rows; over a FULLTEXT
-        # search it would be one more look-up of the index, as dear as the count: the whole list's span.
+        # as a count that used most of it, or ran out of it, would run out too. Over a FULLTEXT search
+        # MIN/MAX is one more look-up of the index, as dear as the count: the whole list's span instead.
         left = seconds - getattr(cl, "count_seconds", 0.0)
         cheap = left > seconds / 4 and not getattr(cl, "count_stopped", False) and not matches(cl.queryset)
         tries = [(cl.queryset, left)] if cheap else []
