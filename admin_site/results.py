@@ -16,6 +16,7 @@ Lists with ``list_editable`` (a form per row) keep Django's ``results``.
 import datetime
 from urllib.parse import quote as url_quote
 
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.templatetags.admin_list import ResultList, _coerce_field_name, results
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import (
@@ -33,6 +34,7 @@ from django.urls import NoReverseMatch
 from django.urls.resolvers import RFC3986_SUBDELIMS
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 #: A key no real row has: reversed once, then replaced by each row's key.
 _KEY = "console-row-key-7f3a"
@@ -48,16 +50,33 @@ def _field_classes(css, field):
 
 
 def fast_results(cl):
-    """What Django's ``results(cl)`` yields (one ``ResultList`` of cells per row), computed per column."""
+    """Django's ``results(cl)``, computed per column; each row's cells come joined, as one item.
+
+    ``change_list_results.html`` writes a row as ``{% for item in result %}{{ item }}{% endfor %}``:
+    one item per row renders the same HTML without a template loop over every cell.
+    """
     if cl.formset:
         return list(results(cl))
     link = _RowLink(cl)
-    columns = [_Column(cl, index, name, link) for index, name in enumerate(cl.list_display)]
+    columns = [_column(cl, index, name, link) for index, name in enumerate(cl.list_display)]
     _mark_links(cl, columns)
     rows = []
     for result in cl.result_list:
-        rows.append(ResultList(None, [column.cell(result) for column in columns]))
+        rows.append(ResultList(None, [SafeString("".join([column.cell(result) for column in columns]))]))
     return rows
+
+
+def _column(cl, index, name, link):
+    """The column for ``name``: the console's action checkbox has a quicker one of its own."""
+    if name == "action_checkbox" and _is_console_checkbox(cl.model_admin):
+        return _CheckboxColumn(cl, index, name, link)
+    return _Column(cl, index, name, link)
+
+
+def _is_console_checkbox(model_admin):
+    from admin_site.options import DatabaseAdminMixin
+
+    return type(model_admin).action_checkbox is DatabaseAdminMixin.action_checkbox
 
 
 def _mark_links(cl, columns):
@@ -198,3 +217,21 @@ class _Column:
             css = self.css + " nowrap" if isinstance(value, (datetime.date, datetime.time)) else self.css
             return display_for_value(value, empty, boolean), css
         return display_for_field(value, field, empty, avoid_link=self.linked), _field_classes(self.css, field)
+
+
+class _CheckboxColumn(_Column):
+    """``DatabaseAdminMixin.action_checkbox``'s cell with its label translated once per page, not per row."""
+
+    def __init__(self, cl, index, name, link):
+        super().__init__(cl, index, name, link)
+        self.label = _("Select this object for an action - {}")
+
+    def cell(self, result):
+        if self.linked:
+            return super().cell(result)
+        # format_html(label, str(obj)): the label as it is, the row's text escaped.
+        label = self.label.format(conditional_escape(str(result)))
+        return SafeString(
+            f'<td class="action-checkbox"><input type="checkbox" name="{ACTION_CHECKBOX_NAME}" '
+            f'value="{conditional_escape(str(result.pk))}" class="action-select" aria-label="{label}"></td>'
+        )
