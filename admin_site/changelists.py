@@ -279,6 +279,8 @@ class ChangeListPaginator(Paginator):
         self.search_time_limit = search_time_limit
         self.known_pages = 1
         self.walk = False
+        #: What ``row_count`` counts: the list itself, or a quicker query with as many rows.
+        self.counted = object_list
 
     @cached_property
     def row_count(self):
@@ -286,7 +288,7 @@ class ChangeListPaginator(Paginator):
             return RowCount(len(self.object_list))
         searched = bool(self.search_time_limit) and matches(self.object_list)
         seconds = min(self.count_time_limit, self.search_time_limit) if searched else self.count_time_limit
-        count = count_rows(self.object_list, self.exact_count_max, seconds)
+        count = count_rows(self.counted, self.exact_count_max, seconds)
         self.walk = searched and count.stopped
         return count
 
@@ -397,6 +399,18 @@ def without_distinct(queryset, root_queryset):
     return rows
 
 
+def distinct_keys(queryset):
+    """The distinct primary keys of ``queryset`` (a list with ``DISTINCT``): as many as it has rows.
+
+    Counting them, ``SELECT COUNT(*) FROM (SELECT DISTINCT pk ... LIMIT n)``, reads
+    the join from the filter's side (an index on the related column and its key):
+    "customers with an address in Lyon" counts 10,000 of them in about 20 ms, where
+    ``without_distinct``'s EXISTS checks the customers one by one (a second, for
+    the same count).
+    """
+    return queryset.order_by().values("pk").distinct()
+
+
 class DatabaseChangeList(ChangeList):
     """A changelist counted by ``ChangeListPaginator`` and with a date hierarchy that reads two dates."""
 
@@ -445,13 +459,20 @@ class DatabaseChangeList(ChangeList):
         if not hasattr(self, "cursor"):
             self.cursor = self.params.pop(CURSOR_VAR, None)
             self.filter_params.pop(CURSOR_VAR, None)
-        return without_distinct(super().get_queryset(request, exclude_parameters), self.root_queryset)
+        queryset = super().get_queryset(request, exclude_parameters)
+        rows = without_distinct(queryset, self.root_queryset)
+        if exclude_parameters is None:
+            # The EXISTS that reads a page fast counts slowly: the database checks the list's rows one by
+            # one. Its distinct keys are read from the join, through the filter's own index.
+            self.counted_queryset = distinct_keys(queryset) if rows is not queryset else rows
+        return rows
 
     def get_results(self, request):
         paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
         if not isinstance(paginator, ChangeListPaginator):
             return super().get_results(request)
         self.paginator = paginator
+        paginator.counted = self.counted_queryset
         self.show_full_result_count = self.model_admin.show_full_result_count
         self.full_row_count = None
         count = paginator.row_count
@@ -541,9 +562,14 @@ class _HierarchyStub:
         seconds = getattr(cl.model_admin, "count_time_limit", 0.05)
         # The count and the list's own span share one time budget: MIN/MAX over rows as slow to read
         # as a count that used most of it, or ran out of it, would run out too. Over a FULLTEXT search
-        # MIN/MAX is one more look-up of the index, as dear as the count: the whole list's span instead.
+        # MIN/MAX is one more look-up of the index, as dear as the count, and across a relation filter
+        # (duplicates removed, ``distinct_keys``) no index leads with the filter and the date: MIN/MAX
+        # reads every row the join finds. Those take the whole list's span instead.
         left = seconds - getattr(cl, "count_seconds", 0.0)
-        cheap = left > seconds / 4 and not getattr(cl, "count_stopped", False) and not matches(cl.queryset)
+        joined = getattr(cl, "counted_queryset", cl.queryset) is not cl.queryset
+        cheap = (
+            left > seconds / 4 and not getattr(cl, "count_stopped", False) and not matches(cl.queryset) and not joined
+        )
         tries = [(cl.queryset, left)] if cheap else []
         self.queryset = _SpanDates([*tries, (cl.root_queryset, seconds)], cl.date_hierarchy)
 

@@ -485,6 +485,25 @@ def test_a_filter_across_addresses_lists_each_customer_once_without_select_disti
     assert "EXISTS" in page_query and "DISTINCT" not in page_query
 
 
+@pytest.mark.parametrize("most", [10, 2])
+def test_a_filter_across_a_relation_is_counted_from_the_join_not_row_by_row(root_client, monkeypatch, most):
+    """Its count reads the distinct keys the join finds; its dates are the whole list's (no MIN/MAX over the join)."""
+    customers = seed()
+    Address(customer=customers[0], line1="2 Side St", city="City0", postcode="1", country="DE").save(using="customers")
+    monkeypatch.setattr(model_admin(Customer), "exact_count_max", most)
+    monkeypatch.setattr(model_admin(Customer), "list_per_page", 2)
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer, addresses__city="City0")
+    expected = Customer.objects.using("customers").filter(addresses__city="City0").distinct().count()
+    assert expected == 3
+    label = ("exact", "3 customers") if most > expected else ("at least", "more than 2 customers")
+    assert count_label(response) == label
+    counts = [sql for sql in log.on("customers") if "COUNT(" in sql.upper() and "City0" in sql]
+    assert len(counts) == 1 and "DISTINCT" in counts[0] and "EXISTS" not in counts[0], counts
+    spans = [sql for sql in log.on("customers") if "MIN(" in sql.upper()]
+    assert len(spans) == 1 and "City0" not in spans[0] and "JOIN" not in spans[0], spans
+
+
 def test_choice_filters_read_no_values_and_dates_come_from_first_and_last(root_client):
     seed()
     with capture_queries() as log:
