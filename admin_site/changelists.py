@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import EmptyPage, InvalidPage, Page, PageNotAnInteger, Paginator
 from django.core.serializers.json import DjangoJSONEncoder
@@ -44,8 +44,11 @@ from admin_site.search import matches, walking
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
 CURSOR_VAR = "cursor"
-#: From this many rows in, a numbered page reads its pks before its rows (``ChangeListPaginator._rows``).
+#: From this many rows in, a numbered page reads its pks before its rows (``ChangeListPaginator._rows``)
+#: and the numbered links of the pages around it are read from its rows (``DatabaseChangeList.page_link``).
 DEFERRED_JOIN_FROM = 1000
+#: How far from the current page a numbered link carries a cursor: Django's elided page range shows 3 each side.
+NEARBY_PAGES = 3
 
 #: Server error codes for "the statement was stopped": MariaDB's max_statement_time (1969), MySQL's
 #: MAX_EXECUTION_TIME (3024), an interrupted statement (1317), and InnoDB's "aborted" (188), which is
@@ -207,21 +210,26 @@ def keyset_fields(queryset):
     return None
 
 
-def make_cursor(keys, obj, after):
-    """The ``CURSOR_VAR`` value for the rows after (or before) ``obj``."""
+def make_cursor(keys, obj, after, skip=0):
+    """The ``CURSOR_VAR`` value for the rows after (or before) ``obj``, the first ``skip`` of them passed over."""
     values = [getattr(obj, field.attname) for field, _ in keys]
-    payload = json.dumps(["a" if after else "b", values], cls=DjangoJSONEncoder, separators=(",", ":"))
+    payload = ["a" if after else "b", values, *([skip] if skip else [])]
+    payload = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
 def read_cursor(keys, cursor):
-    """``(after, values)`` from a ``make_cursor`` value, or None if it does not fit ``keys``."""
+    """``(after, values, skip)`` from a ``make_cursor`` value, or None if it does not fit ``keys``."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        direction, values = json.loads(raw)
-        if direction not in ("a", "b") or len(values) != len(keys):
+        direction, values, *rest = json.loads(raw)
+        skip = rest[0] if rest else 0
+        if direction not in ("a", "b") or len(values) != len(keys) or len(rest) > 1:
             return None
-        return direction == "a", [field.to_python(value) for (field, _), value in zip(keys, values, strict=True)]
+        if type(skip) is not int or skip < 0:
+            return None
+        values = [field.to_python(value) for (field, _), value in zip(keys, values, strict=True)]
+        return direction == "a", values, skip
     except (ValueError, TypeError, ValidationError):
         return None
 
@@ -352,18 +360,25 @@ class ChangeListPaginator(Paginator):
         return list(queryset.filter(pk__in=pks)) if pks else []  # in the list's own order
 
     def keyset_page(self, number, keys, cursor):
-        """Page ``number`` read as "the rows after (before) the cursor's row": no OFFSET, however deep."""
+        """Page ``number`` read as "the rows after (before) the cursor's row": no deep OFFSET, however deep.
+
+        The cursor may pass over a few pages' rows first (a numbered link near
+        the page it was made on): an OFFSET of at most ``NEARBY_PAGES - 1`` pages.
+        """
         number = self.validate_number(number)
-        after, values = cursor
+        after, values, skip = cursor
         condition = keyset_condition(keys, values, after)
+        end = skip + self.per_page
         if after:
-            rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition)[: self.per_page + 1]))
-            return self._open_page(rows, number, rows_qs.filter(condition)[: self.per_page])
-        rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition).reverse()[: self.per_page + 1]))
+            rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition)[skip : end + 1]))
+            return self._open_page(rows, number, rows_qs.filter(condition)[skip:end])
+        rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition).reverse()[skip : end + 1]))
         rows_qs = rows_qs.filter(condition)
         if len(rows) <= self.per_page:
+            if skip:  # fewer rows before the cursor than the link counted on (rows went): read it by number
+                return self.page(number)
             number = 1  # nothing before these rows: this is the first page
-        page_rows = cached_slice(rows_qs.reverse()[: self.per_page], rows[: self.per_page][::-1])
+        page_rows = cached_slice(rows_qs.reverse()[skip:end], rows[: self.per_page][::-1])
         page = OpenPage(page_rows, number, self, True)
         self.known_pages = max(self.known_pages, number + 1)
         return page
@@ -511,6 +526,27 @@ class DatabaseChangeList(ChangeList):
         self.show_admin_actions = not self.show_full_result_count or bool(
             self.full_result_count or (self.full_row_count and not self.full_row_count.exact)
         )
+
+    def page_link(self, number):
+        """The query string of the numbered link to page ``number``, or None for Django's own.
+
+        From a page deep in a keyset-ordered list, the pages around it are read
+        from its first or last row (a cursor passing over the pages between):
+        page 5,001 costs what page 2 costs, where its number alone costs an
+        OFFSET of 250,000 rows.
+        """
+        page = getattr(self, "page", None)
+        keys = getattr(self, "keys", None)
+        if not (keys and page and page.object_list) or not isinstance(number, int) or number == page.number:
+            return None
+        distance = number - page.number
+        if abs(distance) > NEARBY_PAGES or (number - 1) * self.list_per_page < DEFERRED_JOIN_FROM:
+            return None
+        rows = list(page.object_list)
+        after = distance > 0
+        skip = (abs(distance) - 1) * self.list_per_page
+        cursor = make_cursor(keys, rows[-1] if after else rows[0], after, skip)
+        return self.get_query_string({PAGE_VAR: number, CURSOR_VAR: cursor})
 
     @cached_property
     def navigation(self):

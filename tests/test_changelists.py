@@ -267,6 +267,46 @@ def test_keyset_links_give_the_same_pages_as_page_numbers(root_client, small_pag
     assert "cursor=" in next_link(page(root_client, "customers", Customer))
 
 
+def page_links(response):
+    """``{number: query string}`` of the numbered page links under the list."""
+    found = re.findall(
+        r'<a href="([^"]+)"(?: class="end")?>(\d+)</a>', response.content.decode().split('class="paginator"')[1]
+    )
+    return {int(number): unescape(link) for link, number in found}
+
+
+@pytest.mark.parametrize("ordering", ["", "name", "-lifetime_value"])
+def test_numbered_links_near_a_deep_page_read_from_its_rows_and_show_the_numbered_pages(
+    root_client, monkeypatch, ordering
+):
+    seed()
+    monkeypatch.setattr(model_admin(Customer), "list_per_page", 1)
+    monkeypatch.setattr(changelists, "DEFERRED_JOIN_FROM", 2)  # pages from the third on are "deep"
+    query = {"o": {"name": "0", "-lifetime_value": "-6"}[ordering]} if ordering else {}
+    numbered = {n: shown(page(root_client, "customers", Customer, p=n, **query)) for n in range(1, 8)}
+    links = page_links(page(root_client, "customers", Customer, p=5, **query))
+    assert sorted(links) == [1, 2, 3, 4, 6, 7]
+    with_cursor = {n for n, link in links.items() if "cursor=" in link}
+    assert with_cursor == {3, 4, 6, 7}  # within three pages of page 5, and deep
+    for number, link in links.items():
+        response = root_client.get(admin_url("customers", Customer, "changelist") + link)
+        assert response.context["cl"].page_num == number
+        assert shown(response) == numbered[number], (number, link)
+
+
+def test_a_numbered_link_whose_rows_went_reads_its_page_by_number(root_client, monkeypatch):
+    customers = seed()
+    monkeypatch.setattr(model_admin(Customer), "list_per_page", 1)
+    monkeypatch.setattr(changelists, "DEFERRED_JOIN_FROM", 1)
+    link = page_links(page(root_client, "customers", Customer, p=4))[2]  # passes over page 3's row, backwards
+    assert "cursor=" in link
+    for gone in customers[:2]:
+        gone.delete(using="customers")
+    response = root_client.get(admin_url("customers", Customer, "changelist") + link)
+    assert response.context["cl"].page_num == 2
+    assert shown(response) == shown(page(root_client, "customers", Customer, p=2)) == [customers[3].pk]
+
+
 def test_keyset_links_follow_a_multi_column_ordering(root_client, monkeypatch):
     """Active customers are ordered by (-created_at, -id): the cursor carries both."""
     customers = seed()

@@ -5,13 +5,18 @@ from pathlib import Path
 
 from django import template
 from django.contrib import admin
-from django.contrib.admin.templatetags.admin_list import admin_list_filter, result_headers, result_hidden_fields
+from django.contrib.admin.templatetags.admin_list import (
+    admin_list_filter,
+    paginator_number,
+    result_headers,
+    result_hidden_fields,
+)
 from django.contrib.admin.templatetags.base import InclusionAdminNode
 from django.template.base import render_value_in_context
 from django.template.loader import get_template
 from django.utils.encoding import iri_to_uri
-from django.utils.html import conditional_escape
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from admin_site.results import fast_results
@@ -20,6 +25,16 @@ register = template.Library()
 
 #: Django's own ``admin/filter.html``: a filter rendered by it can be written out directly.
 DJANGO_FILTER_TEMPLATE = Path(admin.__file__).parent / "templates" / "admin" / "filter.html"
+
+
+@register.simple_tag
+def page_number_link(cl, number):
+    """Django's ``paginator_number``; near a deep page, its link reads from that page's rows (``page_link``)."""
+    query = cl.page_link(number) if hasattr(cl, "page_link") else None
+    if query is None:
+        return paginator_number(cl, number)
+    end = mark_safe(' class="end"' if number == cl.paginator.num_pages else "")
+    return format_html('<a href="{}"{}>{}</a> ', query, end, number)
 
 
 @register.simple_tag
