@@ -39,7 +39,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
 
-from admin_site.search import matches, walking
+from admin_site.search import known_common, matches, remember_common, walking
 
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
@@ -276,7 +276,8 @@ class ChangeListPaginator(Paginator):
     A FULLTEXT search (``admin_site.search``) is counted for at most
     ``search_time_limit``; when that runs out, the word is a common one and
     its pages are read by walking the list (``search.walking``) for at most
-    as long again, before the index answers them.
+    as long again, before the index answers them.  The search's later pages
+    are walked without counting again (``search.known_common``).
     """
 
     def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *, exact_count_max=10_000,
@@ -295,9 +296,14 @@ class ChangeListPaginator(Paginator):
         if not isinstance(self.object_list, models.QuerySet):
             return RowCount(len(self.object_list))
         searched = bool(self.search_time_limit) and matches(self.object_list)
+        if searched and known_common(self.object_list):
+            self.walk = True  # its count ran out of time a moment ago: walk at once
+            return RowCount(0, AT_LEAST, stopped=True)
         seconds = min(self.count_time_limit, self.search_time_limit) if searched else self.count_time_limit
         count = count_rows(self.counted, self.exact_count_max, seconds)
         self.walk = searched and count.stopped
+        if self.walk:
+            remember_common(self.object_list)
         return count
 
     @property

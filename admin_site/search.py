@@ -25,9 +25,12 @@ search's count runs out of time, ``ChangeListPaginator`` reads the page by
 walking the list in its order with each ``Match`` compiled as Django's own
 ``LIKE`` conditions (``walking``): those pages hold Django's results, a term
 inside a word included.  If the walk runs out of time too, the index answers.
+The process remembers such a search for a while (``known_common``): its next
+page is walked without trying the count again.
 """
 
 import re
+import time
 
 from django.db import connections, models
 from django.db.models.expressions import ExpressionList
@@ -94,6 +97,36 @@ def matches(queryset):
         return isinstance(node, Match) or any(walk(child) for child in getattr(node, "children", ()))
 
     return walk(queryset.query.where)
+
+
+#: Searches whose count ran out of time, by database and SQL: when that was (``time.monotonic()``).
+_common = {}
+#: Seconds a search stays known as common (its count is not tried again); then it is counted once more.
+COMMON_FOR = 600
+COMMON_MAX = 1024
+
+
+def _search_key(queryset):
+    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    return queryset.db, sql, tuple(map(repr, params))
+
+
+def known_common(queryset):
+    """True when ``queryset`` (a FULLTEXT search) recently had a count that ran out of time.
+
+    Its next page, another user's same search, a refresh: each would spend
+    ``search_time_limit`` on the same count before walking (``walking``).
+    Both ways the page holds the same rows; only the time differs.
+    """
+    when = _common.get(_search_key(queryset))
+    return when is not None and time.monotonic() - when < COMMON_FOR
+
+
+def remember_common(queryset):
+    """Note that counting ``queryset`` ran out of time (see ``known_common``)."""
+    if len(_common) >= COMMON_MAX:
+        _common.clear()
+    _common[_search_key(queryset)] = time.monotonic()
 
 
 def walking(queryset):

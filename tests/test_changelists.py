@@ -17,9 +17,9 @@ import pytest
 from django.db import OperationalError, connections
 from django.db.models import Q
 
-from admin_site import changelists
+from admin_site import changelists, search
 from admin_site.changelists import StatementTimeout, estimable, statement_time_limit
-from admin_site.search import Match
+from admin_site.search import Match, matches
 from admin_site.sites import all_sites
 from console.customers.models import ActiveCustomer, Address, Customer, Order, Tag
 from console.legacy.models import Custmast, Invoice
@@ -444,6 +444,30 @@ def test_a_search_whose_count_runs_out_is_read_by_walking_with_djangos_like(root
     assert sorted(seen) == expected and len(seen) == 3  # "Blindqvist" too, as Django finds it
     assert seen == sorted(seen, reverse=True)  # the list's order (-id), across pages
     assert count_label(first)[0] == "at least"
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_a_search_whose_count_ran_out_is_walked_at_once_on_its_next_pages(root_client, small_pages, monkeypatch):
+    """Its next pages (and the same search again) skip the count for a while; another search is counted."""
+    seed()
+    Customer(name="Per Blindqvist", email="per@example.se", country="SE").save(using="customers")
+    searches_counted = []
+
+    def stopped(queryset, most, seconds):
+        if matches(queryset):
+            searches_counted.append(queryset)
+        return changelists.RowCount(0, "at least", seconds, True)
+
+    monkeypatch.setattr(changelists, "count_rows", stopped)
+    seen, _ = walk_next(root_client, page(root_client, "customers", Customer, q="lindqvist"))
+    assert sorted(seen) == like_search("customers", "lindqvist") and len(seen) == 3
+    assert len(searches_counted) == 1  # the first page only
+    page(root_client, "customers", Customer, q="lindqvist", status__exact="active")
+    assert len(searches_counted) == 2  # a search with a filter is a search of its own
+    monkeypatch.setattr(search, "COMMON_FOR", 0)
+    page(root_client, "customers", Customer, q="lindqvist")
+    assert len(searches_counted) == 3  # remembered for a while only
 
 
 @search_db
