@@ -125,9 +125,12 @@ class PanelWalker:
                 if related is not None:
                     self.get(changelist, {spec.lookup_kwarg: related.pk})
         if getattr(cl, "keys", None) and cl.result_list:
-            # Next/previous links carry a keyset cursor instead of an offset.
+            # Next/previous links carry a keyset cursor instead of an offset; numbered links near a deep
+            # page one that passes over a page's rows.
             for after in (True, False):
-                self.get(changelist, {"p": 2, CURSOR_VAR: make_cursor(cl.keys, list(cl.result_list)[0], after)})
+                for skip in (0, cl.list_per_page):
+                    cursor = make_cursor(cl.keys, list(cl.result_list)[0], after, skip)
+                    self.get(changelist, {"p": 2, CURSOR_VAR: cursor})
         if model_admin.search_fields:
             self.get(changelist, {"q": "a"})
         if model_admin.date_hierarchy:
