@@ -74,8 +74,8 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     paginator = ChangeListPaginator
     #: Rows counted exactly at most; an unfiltered table above it shows its estimate.
     exact_count_max = 10_000
-    #: Seconds a count may take before the list says "more than N" instead.
-    count_time_limit = 0.05
+    #: Seconds a count may take (about what a whole page costs) before the list says "more than N" instead.
+    count_time_limit = 0.02
     #: Seconds a FULLTEXT search's count may take; past it the word is common, and its pages are read by
     #: walking the list with Django's LIKE (as long again at most) before the index answers them.
     search_time_limit = 0.015

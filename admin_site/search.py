@@ -21,7 +21,7 @@ other backends always search as Django does.
 A word common enough that the index look-up is slow (InnoDB spends about 4 µs
 on each row that holds it: 50 ms for 12,000 customers) is the word that
 Django's ``LIKE`` finds within a few rows of the list's start.  So when a
-search's count runs out of time, ``ChangeListPaginator`` reads the page by
+search cannot be counted exactly in its time, ``ChangeListPaginator`` reads the page by
 walking the list in its order with each ``Match`` compiled as Django's own
 ``LIKE`` conditions (``walking``): those pages hold Django's results, a term
 inside a word included.  If the walk runs out of time too, the index answers.
@@ -99,7 +99,7 @@ def matches(queryset):
     return walk(queryset.query.where)
 
 
-#: Searches whose count ran out of time, by database and SQL: when that was (``time.monotonic()``).
+#: Searches that could not be counted exactly in time, by database and SQL: when (``time.monotonic()``).
 _common = {}
 #: Seconds a search stays known as common (its count is not tried again); then it is counted once more.
 COMMON_FOR = 600
@@ -112,7 +112,7 @@ def _search_key(queryset):
 
 
 def known_common(queryset):
-    """True when ``queryset`` (a FULLTEXT search) recently had a count that ran out of time.
+    """True when ``queryset`` (a FULLTEXT search) recently could not be counted exactly in its time.
 
     Its next page, another user's same search, a refresh: each would spend
     ``search_time_limit`` on the same count before walking (``walking``).
@@ -123,7 +123,7 @@ def known_common(queryset):
 
 
 def remember_common(queryset):
-    """Note that counting ``queryset`` ran out of time (see ``known_common``)."""
+    """Note that ``queryset`` could not be counted exactly in its time (see ``known_common``)."""
     if len(_common) >= COMMON_MAX:
         _common.clear()
     _common[_search_key(queryset)] = time.monotonic()

@@ -190,6 +190,36 @@ def test_the_count_and_the_lists_own_date_span_share_one_time_budget(root_client
     assert [choice["title"] for choice in response.context["cl"].date_hierarchy_context()["choices"]]
 
 
+def test_a_count_reads_on_in_steps_while_they_are_cheap(root_client, monkeypatch):
+    """Two rows, then ten times as many: a cheap count reaches the exact number; a dear one stops early."""
+    seed()
+    monkeypatch.setattr(changelists, "COUNT_STEP", 2)
+    monkeypatch.setattr(model_admin(Customer), "exact_count_max", 30)
+    with capture_queries() as log:
+        response = page(root_client, "customers", Customer, country__in="DE,FR,GB,SE,IE")
+    counts = [sql for sql in log.on("customers") if "COUNT(" in sql.upper() and "'SE'" in sql]
+    limits = [re.search(r"LIMIT (\d+)", sql)[1] for sql in counts]
+    assert limits == ["3", "21"] and count_label(response) == ("exact", "7 customers")
+    monkeypatch.setattr(changelists, "next_count_step", lambda *args: 0)  # the first step was too slow to go on
+    monkeypatch.setattr(model_admin(Customer), "list_per_page", 1)
+    response = page(root_client, "customers", Customer, country__in="DE,FR,GB,SE,IE")
+    assert count_label(response) == ("at least", "more than 2 customers")
+
+
+@pytest.mark.parametrize(
+    ("counted", "seconds", "step", "expected"),
+    [
+        (1_000, 0.0002, 0.0002, 10_000),  # an indexed column: 2 ms more
+        (1_000, 0.003, 0.003, 0),  # through a join: 30 ms more, over the 20 ms limit
+        (1_000, 0.013, 0.0008, 0),  # cheap, but the time already spent leaves too little
+        (5_000, 0.001, 0.001, 10_000),  # the last step goes to the bound (twice as far)
+        (10_000, 0.001, 0.001, 0),  # at the bound: "more than 10,000"
+    ],
+)
+def test_a_counts_next_step_is_ten_times_as_far_while_that_fits_in_the_time_limit(counted, seconds, step, expected):
+    assert changelists.next_count_step(counted, 10_000, seconds, step, 0.02) == expected
+
+
 def test_statement_time_limit_stops_a_long_statement_and_leaves_the_connection_usable():
     connection = connections["customers"]
     endless = (  # a billion rows: minutes on any backend
