@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
 
-from admin_site.search import known_common, matches, remember_common, walking
+from admin_site.search import known_common, matches, remember_common, search_key, walking
 
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
@@ -48,6 +48,9 @@ CURSOR_VAR = "cursor"
 #: From this many rows in, a numbered page reads its pks before its rows (``ChangeListPaginator._rows``)
 #: and the numbered links of the pages around it are read from its rows (``DatabaseChangeList.page_link``).
 DEFERRED_JOIN_FROM = 1000
+#: The count's bounds (``DatabaseAdminMixin`` attributes): rows counted exactly at most, seconds a count may
+#: take (about what a whole page costs), and seconds a FULLTEXT search's count may take.
+EXACT_COUNT_MAX, COUNT_TIME_LIMIT, SEARCH_TIME_LIMIT = 10_000, 0.02, 0.015
 #: A count's first step, in rows (``count_rows``): it goes on, ten times as far each step, while that is cheap.
 COUNT_STEP = 1000
 #: How far from the current page a numbered link carries a cursor: Django's elided page range shows 3 each side.
@@ -303,8 +306,9 @@ class ChangeListPaginator(Paginator):
     (``search.known_common``).
     """
 
-    def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *, exact_count_max=10_000,
-                 count_time_limit=0.02, search_time_limit=0.015):  # fmt: skip
+    def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *,
+                 exact_count_max=EXACT_COUNT_MAX, count_time_limit=COUNT_TIME_LIMIT,
+                 search_time_limit=SEARCH_TIME_LIMIT):  # fmt: skip
         super().__init__(object_list, per_page, orphans, allow_empty_first_page)
         self.exact_count_max = exact_count_max
         self.count_time_limit = count_time_limit
@@ -319,14 +323,15 @@ class ChangeListPaginator(Paginator):
         if not isinstance(self.object_list, models.QuerySet):
             return RowCount(len(self.object_list))
         searched = bool(self.search_time_limit) and matches(self.object_list)
-        if searched and known_common(self.object_list):
-            self.walk = True  # its count ran out of time a moment ago: walk at once
+        key = search_key(self.object_list) if searched else None
+        if searched and known_common(key):
+            self.walk = True  # it could not be counted in time a moment ago: walk at once
             return RowCount(0, AT_LEAST, stopped=True)
         seconds = min(self.count_time_limit, self.search_time_limit) if searched else self.count_time_limit
         count = count_rows(self.counted, self.exact_count_max, seconds)
         self.walk = searched and not count.exact  # a word too common to count cheaply
         if self.walk:
-            remember_common(self.object_list)
+            remember_common(key)
         return count
 
     @property
@@ -624,7 +629,7 @@ class _HierarchyStub:
         self.date_hierarchy = cl.date_hierarchy
         self.model = cl.model
         self.params = cl.params
-        seconds = getattr(cl.model_admin, "count_time_limit", 0.02)
+        seconds = getattr(cl.model_admin, "count_time_limit", COUNT_TIME_LIMIT)
         # The count and the list's own span share one time budget: MIN/MAX over rows as slow to read
         # as a count that used most of it, or ran out of it, would run out too. Over a FULLTEXT search
         # MIN/MAX is one more look-up of the index, as dear as the count, and across a relation filter

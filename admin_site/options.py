@@ -7,17 +7,22 @@ when called outside a pinned request.  Each override names the leak it closes
 """
 
 from django.contrib import admin
-from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import csrf_protect_m
 from django.db import transaction
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from admin_site.changelists import ChangeListPaginator, DatabaseChangeList
+from admin_site.changelists import (
+    COUNT_TIME_LIMIT,
+    EXACT_COUNT_MAX,
+    SEARCH_TIME_LIMIT,
+    ChangeListPaginator,
+    DatabaseChangeList,
+)
 from admin_site.filters import bind_list_filter
 from admin_site.importexport import DatabaseImportExportMixin
 from admin_site.pinning import using_database
+from admin_site.results import action_checkbox_html
 from admin_site.search import fulltext_plan, matches, quote, walking
 
 
@@ -73,12 +78,12 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     # Big tables (admin_site.changelists, admin_site.search): counts that never scan.
     paginator = ChangeListPaginator
     #: Rows counted exactly at most; an unfiltered table above it shows its estimate.
-    exact_count_max = 10_000
+    exact_count_max = EXACT_COUNT_MAX
     #: Seconds a count may take (about what a whole page costs) before the list says "more than N" instead.
-    count_time_limit = 0.02
+    count_time_limit = COUNT_TIME_LIMIT
     #: Seconds a FULLTEXT search's count may take; past it the word is common, and its pages are read by
     #: walking the list with Django's LIKE (as long again at most) before the index answers them.
-    search_time_limit = 0.015
+    search_time_limit = SEARCH_TIME_LIMIT
     #: Columns of a FULLTEXT index (MySQL/MariaDB) that can answer ``search_fields`` on them.
     search_fulltext_fields = ()
 
@@ -87,12 +92,7 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
 
     def action_checkbox(self, obj):
         """Django's checkbox, without a widget template render per row (a fifth of a 50-row page's time)."""
-        return format_html(
-            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
-            helpers.ACTION_CHECKBOX_NAME,
-            str(obj.pk),
-            format_html(_("Select this object for an action - {}"), str(obj)),
-        )
+        return action_checkbox_html(obj, _("Select this object for an action - {}"))
 
     def get_search_results(self, request, queryset, search_term):
         """Search words through the FULLTEXT index where there is one, with Django's results."""

@@ -229,9 +229,16 @@ class _CheckboxColumn(_Column):
     def cell(self, result):
         if self.linked:
             return super().cell(result)
-        # format_html(label, str(obj)): the label as it is, the row's text escaped.
-        label = self.label.format(conditional_escape(str(result)))
-        return SafeString(
-            f'<td class="action-checkbox"><input type="checkbox" name="{ACTION_CHECKBOX_NAME}" '
-            f'value="{conditional_escape(str(result.pk))}" class="action-select" aria-label="{label}"></td>'
-        )
+        return SafeString(f'<td class="action-checkbox">{action_checkbox_html(result, self.label)}</td>')
+
+
+def action_checkbox_html(obj, label):
+    """The action checkbox of row ``obj``, ``label`` (translated, ``{}`` for the row's text) as its aria-label.
+
+    ``format_html(label, str(obj))``: the label as it is, the row's text escaped.
+    """
+    label = label.format(conditional_escape(str(obj)))
+    return SafeString(
+        f'<input type="checkbox" name="{ACTION_CHECKBOX_NAME}" value="{conditional_escape(str(obj.pk))}" '
+        f'class="action-select" aria-label="{label}">'
+    )

@@ -106,27 +106,28 @@ COMMON_FOR = 600
 COMMON_MAX = 1024
 
 
-def _search_key(queryset):
+def search_key(queryset):
+    """What names a search for ``known_common``: its database and SQL (compiled once per count)."""
     sql, params = queryset.query.get_compiler(queryset.db).as_sql()
     return queryset.db, sql, tuple(map(repr, params))
 
 
-def known_common(queryset):
-    """True when ``queryset`` (a FULLTEXT search) recently could not be counted exactly in its time.
+def known_common(key):
+    """True when the search ``key`` names recently could not be counted exactly in its time.
 
     Its next page, another user's same search, a refresh: each would spend
     ``search_time_limit`` on the same count before walking (``walking``).
     Both ways the page holds the same rows; only the time differs.
     """
-    when = _common.get(_search_key(queryset))
+    when = _common.get(key)
     return when is not None and time.monotonic() - when < COMMON_FOR
 
 
-def remember_common(queryset):
-    """Note that ``queryset`` could not be counted exactly in its time (see ``known_common``)."""
+def remember_common(key):
+    """Note that the search ``key`` names could not be counted exactly in its time (see ``known_common``)."""
     if len(_common) >= COMMON_MAX:
         _common.clear()
-    _common[_search_key(queryset)] = time.monotonic()
+    _common[key] = time.monotonic()
 
 
 def walking(queryset):
