@@ -275,7 +275,7 @@ def forget_common_searches():
 def scenarios(client):
     """(name, stock url, console url[, before]): page 5,000 by number, and as the list's own links reach it.
 
-    The console remembers a search whose count ran out of time (``search.known_common``):
+    The console remembers a search it could not count in time (``search.known_common``):
     the one-word search is measured as repeated (its next pages, a refresh) and as the
     first in the process (``before`` forgets it ahead of every request; in-process only).
     """
