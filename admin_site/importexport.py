@@ -8,7 +8,7 @@ own add/change/view permissions, streamed exports and the audit trail.
 
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.db import Error as DatabaseDriverError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -17,18 +17,54 @@ from django.utils.decorators import method_decorator
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from import_export.admin import ExportActionMixin, ImportMixin
+from import_export.forms import ConfirmImportForm, ImportForm
 from import_export.results import RowResult
 
 from admin_site.audit import audited
 from admin_site.exports import stream_export, xlsx_max_rows
 from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, check_size
+from admin_site.imports import PREVIEW_ROWS
 from admin_site.resources import resource_for
 from admin_site.uploads import SharedUploadStorage
 
-#: Above this many rows an import writes one audit record, not a history entry per row.
-LOG_ENTRIES_MAX = 10_000
-#: Rows shown in the import preview (the counts always cover the whole file).
-PREVIEW_ROWS = 200
+
+class UploadForm(ImportForm):
+    """The upload form: a file over the size limit is a form error, and the file remembers its sender."""
+
+    def __init__(self, formats, resources, owner=None, **kwargs):
+        super().__init__(formats, resources, **kwargs)
+        self.owner = owner
+
+    def clean_import_file(self):
+        import_file = self.cleaned_data["import_file"]
+        try:
+            check_size(import_file.size)
+        except FileFormatError as exc:
+            raise ValidationError(str(exc)) from None
+        import_file.owner = self.owner
+        return import_file
+
+
+class ConfirmForm(ConfirmImportForm):
+    """The confirm form's hidden fields, checked: a format or resource index that the page never offered is refused."""
+
+    def __init__(self, *args, formats=0, resources=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.choices = {"format": formats, "resource": resources}
+
+    def _index(self, name, required):
+        value = self.cleaned_data.get(name) or ""
+        if not value and not required:
+            return value
+        if not (value.isascii() and value.isdigit() and len(value) < 4 and int(value) < self.choices[name]):
+            raise ValidationError(f"Not one of the offered {name}s.")
+        return value
+
+    def clean_format(self):
+        return self._index("format", required=True)
+
+    def clean_resource(self):
+        return self._index("resource", required=False)
 
 
 class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
@@ -72,6 +108,22 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
 
     # -- import ------------------------------------------------------------------
 
+    def get_import_form_class(self, request):
+        return UploadForm
+
+    def get_import_form_kwargs(self, request):
+        return {**super().get_import_form_kwargs(request), "owner": request.user.pk}
+
+    def get_confirm_form_class(self, request):
+        return ConfirmForm
+
+    def get_confirm_form_kwargs(self, request, import_form=None):
+        return {
+            **super().get_confirm_form_kwargs(request, import_form),
+            "formats": len(self.get_import_formats()),
+            "resources": len(self.get_import_resource_classes(request)),
+        }
+
     def get_import_data_kwargs(self, **kwargs):
         """Pass the format's name and "admin" to the audit record; drop what import_data must not see."""
         form = kwargs.get("form")
@@ -83,19 +135,29 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         return {**kwargs, "via": "admin"}
 
     def write_to_tmp_storage(self, import_file, input_format):
-        """Stream the upload to shared storage (stock concatenates it in memory)."""
-        check_size(import_file.size)
-        storage = SharedUploadStorage(read_mode="rb")
+        """Stream the upload to shared storage, owned by its sender (stock concatenates it in memory)."""
+        storage = SharedUploadStorage(owner=import_file.owner)
         storage.save(import_file)
         return storage
 
     def import_action(self, request, **kwargs):
-        try:
-            return super().import_action(request, **kwargs)
-        except FileFormatError as exc:
-            # Raised before the preview: the size limit.
-            messages.error(request, str(exc))
-            return HttpResponseRedirect(request.path)
+        """The upload and its preview; an upload the preview refuses is deleted at once."""
+        response = super().import_action(request, **kwargs)
+        context = getattr(response, "context_data", None)
+        if context is None:
+            return response
+        stored = getattr(request.FILES.get("import_file"), "tmp_storage_name", None)
+        if stored and not context.get("confirm_form"):
+            SharedUploadStorage(name=stored, owner=request.user.pk).remove()
+        if not context.get("fields_list"):  # the package leaves it empty after a file error
+            resources = [
+                cls(**self.get_import_resource_kwargs(request)) for cls in self.get_import_resource_classes(request)
+            ]
+            context["fields_list"] = [
+                (resource.get_display_name(), [f.column_name for f in resource.get_user_visible_fields()])
+                for resource in resources
+            ]
+        return response
 
     def add_data_read_fail_error_to_form(self, form, e):
         """Say what is wrong with the file, not just the exception's class name."""
@@ -109,36 +171,39 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
 
     @method_decorator(require_POST)
     def process_import(self, request, **kwargs):
-        """Confirm: import the stored upload for real, on whichever process this POST reached."""
+        """Confirm: import the sender's stored upload for real, on whichever process this POST reached."""
         if not self.has_import_permission(request):
             raise PermissionDenied
         confirm_form = self.create_confirm_form(request)
         if not confirm_form.is_valid():
-            return super().process_import(request, **kwargs)
+            raise BadRequest("The confirm form was altered: upload the file again.")
         import_url = reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_import")
         input_format = self.get_import_formats()[int(confirm_form.cleaned_data["format"])]()
-        storage = SharedUploadStorage(name=confirm_form.cleaned_data["import_file_name"], read_mode="rb")
+        storage = SharedUploadStorage(name=confirm_form.cleaned_data["import_file_name"], owner=request.user.pk)
         try:
-            dataset = input_format.create_dataset(storage.read())
+            rows = input_format.create_dataset(storage.read())
         except FileNotFoundError:
             messages.error(
                 request, "This upload is no longer available (it expired or was already imported): upload it again."
             )
             return HttpResponseRedirect(import_url)
         except FileFormatError as exc:
+            storage.remove()
             messages.error(request, str(exc))
             return HttpResponseRedirect(import_url)
         try:
-            result = self.process_dataset(dataset, confirm_form, request, **kwargs)
+            result = self.process_dataset(rows, confirm_form, request, **kwargs)
         except DatabaseDriverError as exc:
             # The import's transaction did not commit. A broken connection is replaced at the end of
             # the request (CONN_HEALTH_CHECKS), so the retry gets a fresh one.
+            storage.remove()
             messages.error(
                 request,
                 f"The database failed during the import ({type(exc).__name__}); nothing was imported. "
                 "Upload the file again to retry.",
             )
             return HttpResponseRedirect(import_url)
+        storage.remove()
         if result.problems:
             # The data changed since the preview; nothing was written.
             form_kwargs = {**self.get_import_form_kwargs(request), "data": None, "files": None}
@@ -155,15 +220,14 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             }
             request.current_app = self.admin_site.name
             return TemplateResponse(request, [self.import_template_name], context, status=409)
-        storage.remove()
         return self.process_result(result, request)
 
     def generate_log_entries(self, result, request):
         """History entries per imported row, tagged with this panel's database."""
+        if self.get_skip_admin_log() or not result.rows_complete:
+            return  # more rows than LOG_ROWS_MAX: the audit record stands for them
         # Bulk rows get their pk only when their batch is written: read it from the instance.
         rows = [row for row in result.rows if row.instance is not None and row.instance.pk is not None]
-        if self.get_skip_admin_log() or len(rows) > LOG_ENTRIES_MAX:
-            return
         flags = {
             RowResult.IMPORT_TYPE_NEW: ADDITION,
             RowResult.IMPORT_TYPE_UPDATE: CHANGE,

@@ -1,18 +1,45 @@
 """One import path for the admin, the command line and the benchmark.
 
-``read_dataset`` turns an uploaded file into rows (or a ``FileFormatError``);
-``run_import`` imports them into one alias, all or nothing, and records the
-outcome in the audit trail; ``problems`` lists every error with its row,
-column and offending value, for the preview page and the command's output.
+``read_dataset`` opens a file as a ``RowStream`` (or raises ``FileFormatError``);
+``run_import`` imports it into one alias a chunk of rows at a time inside one
+transaction, all or nothing, and records the outcome in the audit trail.  What
+it keeps is what a person reads: the counts, the first rows, and the first
+``max_problems()`` problems, each with its row, column and a short excerpt of
+the value.  Memory and output stay bounded however large or broken the file.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
+import tablib
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from import_export.results import Result
 
+from admin_site.audit import audited
 from admin_site.formats import BY_NAME, FileFormatError, check_size
 from admin_site.models import TransferRecord
+from admin_site.pinning import using_database
+
+#: Rows handed to django-import-export at a time (a multiple of the resources' batch size).
+CHUNK_ROWS = 2000
+#: Rows shown in the import preview (the counts always cover the whole file).
+PREVIEW_ROWS = 200
+#: Up to this many rows an import keeps each row's result (the admin's history entries); above, none.
+LOG_ROWS_MAX = 10_000
+#: Longest excerpt of a cell, and of a message, that a problem quotes.
+VALUE_EXCERPT, MESSAGE_EXCERPT = 80, 1000
+
+
+def max_problems():
+    """Problems collected before checking stops (``CONSOLE_IMPORT_MAX_PROBLEMS``)."""
+    return getattr(settings, "CONSOLE_IMPORT_MAX_PROBLEMS", 1000)
+
+
+def excerpt(text, limit):
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -28,43 +55,160 @@ class Problem:
         where = f"row {self.row}" if self.row is not None else "file"
         if self.column:
             where += f", column “{self.column}”"
-        value = "" if self.value in (None, "") else f" (value {str(self.value)[:80]!r})"
+        value = "" if self.value in (None, "") else f" (value {self.value!r})"
         return f"{where}{value}: {self.message}"
 
 
-def read_dataset(data, file_format):
-    """Parse ``data`` (bytes) as ``file_format`` ("csv", "xlsx", …); raise FileFormatError."""
-    check_size(len(data))
+def read_dataset(data, file_format, *, max_bytes=None):
+    """Open ``data`` (bytes, or a file's path) as ``file_format`` ("csv", "xlsx", …): a ``RowStream``.
+
+    Raises FileFormatError for a file over the size limit, an unknown format,
+    or a file whose header row cannot be read.
+    """
+    size = len(data) if isinstance(data, (bytes, bytearray)) else data.stat().st_size
+    check_size(size, max_bytes)
     try:
         format_class = BY_NAME[file_format]
     except KeyError:
-        raise FileFormatError(f"Unknown format {file_format!r}; use one of {', '.join(BY_NAME)}.") from None
+        raise FileFormatError(
+            f"Unknown format {excerpt(file_format, 20)!r}; use one of {', '.join(BY_NAME)}."
+        ) from None
     return format_class(encoding="utf-8").create_dataset(data)
 
 
-def run_import(resource, dataset, *, dry_run, user=None, via="admin", file_name="", file_format=""):
-    """Import ``dataset`` with ``resource`` (bound to its alias); nothing is written unless every row is valid."""
-    return resource.import_data(
-        dataset, dry_run=dry_run, raise_errors=False, user=user, via=via, file_name=file_name, file_format=file_format
+class ImportSummary(Result):
+    """django-import-export's ``Result`` for a whole file, holding only what is shown or logged.
+
+    ``rows`` holds the first ``keep_rows`` row results (``rows_complete``
+    says whether that is every row); ``problems`` the first
+    ``max_problems()``, with ``problems_over`` counting those found beyond,
+    and ``stopped_at`` the file row where checking stopped because of them.
+    """
+
+    def __init__(self, keep_rows, problem_cap):
+        super().__init__()
+        self.keep_rows, self.problem_cap = keep_rows, problem_cap
+        self.rows_complete = True
+        self.problems, self.problems_over, self.stopped_at = [], 0, None
+        #: Columns of the file that are not imported (fields set by the console, such as timestamps).
+        self.ignored_columns = []
+
+    def has_errors(self):
+        return bool(self.problems)
+
+    def has_validation_errors(self):
+        return bool(self.problems)
+
+    @property
+    def problems_full(self):
+        return len(self.problems) >= self.problem_cap
+
+    def add(self, result, found):
+        """Count a chunk's result; keep its first rows and its problems while there is room."""
+        for kind, count in result.totals.items():
+            self.totals[kind] += count
+        self.total_rows += result.total_rows
+        self.diff_headers = result.diff_headers
+        if self.rows_complete:
+            room = self.keep_rows - len(self.rows)
+            self.rows.extend(result.rows[:room])
+            if len(result.rows) > room:
+                self.rows_complete = False
+                if self.keep_rows >= LOG_ROWS_MAX:
+                    self.rows = []  # kept only to be logged, and too many to log
+        self.add_problems(found)
+
+    def add_problems(self, found):
+        room = self.problem_cap - len(self.problems)
+        self.problems.extend(found[:room])
+        self.problems_over += max(0, len(found) - room)
+
+
+class _DatasetRows:
+    """An in-memory tablib Dataset with ``RowStream``'s interface (tests, the benchmark)."""
+
+    def __init__(self, dataset):
+        self.headers = dataset.headers or []
+        self.dataset = dataset
+
+    def chunks(self, size):
+        rows = getattr(self.dataset, "source_rows", None) or range(2, self.dataset.height + 2)
+        for start in range(0, self.dataset.height, size):
+            chunk = tablib.Dataset(*self.dataset[start : start + size], headers=self.headers)
+            chunk.source_rows = list(rows[start : start + size])
+            yield chunk
+
+
+def run_import(
+    resource, rows, *, dry_run, user=None, via="admin", file_name="", file_format="", keep_rows=None, **kwargs
+):
+    """Import ``rows`` (a ``RowStream`` or Dataset) with ``resource`` into its alias, all or nothing.
+
+    The chunks share one transaction on the alias; any problem rolls all of
+    it back, and a dry run always does.  A dry run checks on to
+    ``max_problems()``; an import stops at the first problem, since nothing
+    will be written anyway.  ``keep_rows`` row results are kept (the
+    preview's rows, or every row for the admin's history).
+    """
+    if isinstance(rows, tablib.Dataset):
+        rows = _DatasetRows(rows)
+    if keep_rows is None:
+        keep_rows = PREVIEW_ROWS if dry_run else LOG_ROWS_MAX
+    summary = ImportSummary(keep_rows, max_problems())
+    summary.ignored_columns = resource.ignored_columns(rows.headers)
+    audit = (
+        nullcontext()
+        if dry_run
+        else audited(
+            "import",
+            database=resource.using,
+            model=resource._meta.model,
+            user=user,
+            via=via,
+            file_name=file_name,
+            file_format=file_format,
+        )
     )
+    with audit as record:
+        with using_database(resource.using), transaction.atomic(using=resource.using):
+            resource.start_file()
+            try:
+                for chunk in rows.chunks(CHUNK_ROWS):
+                    # Pks are read back only for rows the admin may log (reading them costs a statement per batch).
+                    resource.read_back_pks = not dry_run and summary.keep_rows > 0 and summary.rows_complete
+                    result = resource.import_chunk(chunk, dry_run=dry_run, user=user, **kwargs)
+                    summary.add(result, result.problems)
+                    if summary.problems and (not dry_run or summary.problems_full or result.base_errors):
+                        summary.stopped_at = chunk.source_rows[-1] if summary.problems_full else None
+                        break
+            except FileFormatError as exc:
+                summary.add_problems([Problem(None, None, None, excerpt(exc, MESSAGE_EXCERPT))])
+            if dry_run or summary.problems:
+                transaction.set_rollback(True, using=resource.using)
+        if record is not None:
+            record_result(record, summary)
+    return summary
 
 
 def record_result(record, result):
-    """Fill an audit record from an import result (rejected imports wrote nothing)."""
+    """Fill an audit record from an import result: a rejected import wrote nothing, so it counts no rows as written."""
     totals = result.totals
     record.rows_total = result.total_rows
-    record.rows_new, record.rows_updated = totals["new"], totals["update"]
-    record.rows_deleted, record.rows_skipped = totals["delete"], totals["skip"]
     record.rows_invalid = totals["invalid"] + totals["error"]
     if result.problems:
         record.outcome = TransferRecord.Outcome.REJECTED
+        record.rows_new = record.rows_updated = record.rows_deleted = record.rows_skipped = 0
         record.message = "\n".join(str(p) for p in result.problems[:50])
+        if len(result.problems) > 50 or result.problems_over:
+            record.message += "\n… and more problems; nothing was imported."
     else:
         record.outcome = TransferRecord.Outcome.SUCCESS
+        record.rows_new, record.rows_updated = totals["new"], totals["update"]
+        record.rows_deleted, record.rows_skipped = totals["delete"], totals["skip"]
 
 
 def problems(result, resource, dataset):
-    """Every error of an import result, each with its file row, column and value."""
+    """Every error of one chunk's result, each with its file row, column and a short excerpt of the value."""
     columns = {name: field.column_name for name, field in resource.fields.items()}
     columns.update({field.attribute: field.column_name for field in resource.fields.values() if field.attribute})
     source_rows = getattr(dataset, "source_rows", None)
@@ -77,20 +221,24 @@ def problems(result, resource, dataset):
 
     def cell(number, column):
         if column in headers and 0 < number <= dataset.height:
-            return dataset[number - 1][headers.index(column)]
+            value = dataset[number - 1][headers.index(column)]
+            return excerpt(value, VALUE_EXCERPT) if isinstance(value, str) else value
         return None
+
+    def problem(row, column, value, message):
+        return Problem(row, column, value, excerpt(message, MESSAGE_EXCERPT))
 
     found = []
     for error in result.base_errors:
-        found.append(Problem(None, None, None, _message(error.error)))
+        found.append(problem(None, None, None, _message(error.error)))
     for number, errors in result.row_errors():
         for error in errors:
-            found.append(Problem(file_row(number), None, None, _message(error.error)))
+            found.append(problem(file_row(number), None, None, _message(error.error)))
     for row in result.invalid_rows:
         for attribute, messages in row.error_dict.items():
             column = None if attribute == NON_FIELD_ERRORS else columns.get(attribute, attribute)
             for message in messages:
-                found.append(Problem(file_row(row.number), column, cell(row.number, column), message))
+                found.append(problem(file_row(row.number), column, cell(row.number, column), message))
     return found
 
 

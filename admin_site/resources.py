@@ -23,18 +23,13 @@ from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, 
 from django.db import models, router
 from import_export import resources, widgets
 
-from admin_site.audit import audited
 from admin_site.bulk import FieldCleaner, collector_paused, field_names, insert_rows, instance_factory
-from admin_site.imports import problems, record_result
+from admin_site.imports import excerpt, problems, run_import
 from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
 
 #: Values per ``IN (...)`` query when checking unique columns against the database.
 LOOKUP_CHUNK = 2000
-
-#: Above this many rows an import does not read back the new rows' pks (the admin logs
-#: rows one by one only up to this many; see ``admin_site.importexport``).
-READ_BACK_PKS_UP_TO = 10_000
 
 #: Hooks the new-rows path stands in for; a subclass overriding one keeps the stock path
 #: (``before_import`` may change the file after the path was chosen).
@@ -78,10 +73,12 @@ class DatabaseForeignKeyWidget(widgets.ForeignKeyWidget):
             return super().clean(value, row, **kwargs)
         except ObjectDoesNotExist:
             raise ValueError(
-                f"No {self.model._meta.verbose_name} with {self.field} = {value!r} in this database."
+                f"No {self.model._meta.verbose_name} with {self.field} = {excerpt(value, 80)!r} in this database."
             ) from None
         except MultipleObjectsReturned:
-            raise ValueError(f"More than one {self.model._meta.verbose_name} has {self.field} = {value!r}.") from None
+            raise ValueError(
+                f"More than one {self.model._meta.verbose_name} has {self.field} = {excerpt(value, 80)!r}."
+            ) from None
 
 
 class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
@@ -96,7 +93,7 @@ class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
         missing = sorted(wanted - found)
         if missing:
             raise ValueError(
-                f"No {self.model._meta.verbose_name} with {self.field} {', '.join(missing)} in this database."
+                f"No {self.model._meta.verbose_name} with {self.field} {_names(missing)} in this database."
             )
         return related
 
@@ -120,6 +117,9 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         self._unique_conflicts = {}
         self._row_number = None
         self._need_pks, self._m2m_file_fields = True, None
+        self._seen_unique = {}
+        #: Whether new rows' pks are read back (for the admin's history entries); ``run_import`` sets it.
+        self.read_back_pks = True
         #: Called with 1 after each row (the command line's progress bar).
         self.progress = None
 
@@ -168,34 +168,32 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         instance.save(force_insert=is_create, using=self.using)
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, *, via="admin", file_format="", **kwargs):
-        """Import with the alias pinned, all-or-nothing, recorded in the audit trail.
+        """Import a whole file (a ``RowStream`` or a Dataset) a chunk at a time, all-or-nothing, audited.
 
-        Any row error rolls back every row; ``result.problems`` lists each
-        error with its file row, column and value.
+        Any row error rolls back every row; ``result.problems`` lists the
+        errors (up to a cap) with their file row, column and value.
         """
-        kwargs.setdefault("rollback_on_validation_errors", True)
-        self.all_or_nothing = kwargs["rollback_on_validation_errors"]
-        if dry_run:
-            # A preview is not an import: nothing is written, not even the audit record.
-            with using_database(self.using), collector_paused():
-                result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
-            result.problems = problems(result, self, dataset)
-            return result
-        user = kwargs.get("user")
-        with audited(
-            "import",
-            database=self.using,
-            model=self._meta.model,
-            user=user,
-            via=via,
-            file_name=kwargs.get("file_name") or "",
-            file_format=file_format,
-        ) as record:
-            with using_database(self.using), collector_paused():
-                result = super().import_data(dataset, dry_run, raise_errors, **kwargs)
-            result.problems = problems(result, self, dataset)
-            record_result(record, result)
+        for ignored in ("use_transactions", "collect_failed_rows", "rollback_on_validation_errors"):
+            kwargs.pop(ignored, None)  # always: one transaction, no failed-rows copy, any error rolls back
+        return run_import(self, dataset, dry_run=dry_run, via=via, file_format=file_format, **kwargs)
+
+    def import_chunk(self, dataset, dry_run, **kwargs):
+        """One chunk of the file through the package's ``import_data``, inside ``run_import``'s transaction."""
+        kwargs.pop("file_name", None)
+        with using_database(self.using), collector_paused():
+            result = super().import_data(
+                dataset, dry_run, False, use_transactions=False, rollback_on_validation_errors=True, **kwargs
+            )
+        result.problems = problems(result, self, dataset)
         return result
+
+    def start_file(self):
+        """Forget the previous file: unique values seen in earlier chunks are checked against later ones."""
+        self._seen_unique = {}
+
+    def ignored_columns(self, headers):
+        """The file's columns this resource exports but never imports (set by the console)."""
+        return [field.column_name for field in self.fields.values() if field.readonly and field.column_name in headers]
 
     def export(self, queryset=None, **kwargs):
         with using_database(self.using):
@@ -210,7 +208,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         super().before_import(dataset, **kwargs)
         headers = dataset.headers or []
         check_headers(self, headers)
-        self._unique_conflicts = find_unique_conflicts(self, dataset)
+        self._unique_conflicts = find_unique_conflicts(self, dataset, self._seen_unique)
         # Work out once per file, not per row, which fields the file carries.
         present = [f for f in super().get_import_fields() if f.column_name in headers]
         self._file_fields = present
@@ -221,7 +219,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         self._make_instance = instance_factory(self._meta.model)
         self._m2m_file_fields = self.m2m_fields(dict.fromkeys(headers))
         self._plain_file_fields = [f for f in present if not f.readonly and f not in self._m2m_file_fields]
-        self._need_pks = len(dataset) <= READ_BACK_PKS_UP_TO or bool(self._m2m_file_fields)
+        self._need_pks = self.read_back_pks or bool(self._m2m_file_fields)
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
@@ -419,15 +417,22 @@ def check_headers(resource, headers):
     seen = set()
     duplicates = sorted({h for h in headers if h in seen or seen.add(h)})
     if duplicates:
-        problems.append("duplicate columns: " + ", ".join(map(str, duplicates)))
+        problems.append("duplicate columns: " + _names(map(str, duplicates)))
     unknown = [str(h) for h in headers if h not in known]
     if unknown:
-        problems.append("unknown columns: " + ", ".join(unknown) + " (expected some of: " + ", ".join(known) + ")")
+        problems.append(f"unknown columns: {_names(unknown)} (expected some of: {', '.join(known)})")
     missing = [name for name in required_columns(resource) if name not in headers]
     if missing:
         problems.append("missing required columns: " + ", ".join(missing))
     if problems:
         raise ValidationError("The header row is not valid: " + "; ".join(problems) + ".")
+
+
+def _names(names, most=10):
+    """A few of the file's column names, each cut short: a hostile header has a million long ones."""
+    names = list(names)
+    shown = ", ".join(excerpt(name, 40) for name in names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
 def required_columns(resource):
@@ -449,13 +454,15 @@ def required_columns(resource):
     return required
 
 
-def find_unique_conflicts(resource, dataset):
+def find_unique_conflicts(resource, dataset, seen=None):
     """Row number -> {attribute: message} for unique values repeated in the file or taken in the database.
 
     One query per unique column per ``LOOKUP_CHUNK`` values instead of one per
     row; a row conflicts with the database when another row (a different pk)
-    holds the value.
+    holds the value.  ``seen`` (attribute -> value -> file row) carries the
+    values of earlier chunks of the same file, and is updated.
     """
+    seen = {} if seen is None else seen
     model = resource._meta.model
     id_field = next(iter(resource.get_import_id_fields()), None)
     id_column = resource.fields[id_field].column_name if id_field in resource.fields else None
@@ -475,20 +482,24 @@ def find_unique_conflicts(resource, dataset):
         # Unique columns are plain (not relations): each cell cleaned on its own.
         cleaned = resource.column_cleaner(field, {})(raws, [{field.column_name: raw} for raw in raws])
         ids = dataset.get_col(headers.index(id_column)) if id_column in headers else None
-        values = {}
+        values, earlier = {}, seen.setdefault(field.attribute, {})
         for number, (raw, value) in enumerate(zip(raws, cleaned, strict=True), 1):
             if type(value) is CellError or value in (None, ""):
                 continue  # the row's own validation reports a bad cell
             key = _normalise(value)
             row_id = str(ids[number - 1]).strip() if ids is not None else ""
-            if key in values:
+            first = earlier.get(key)
+            if first is None and key in values:
                 first = values[key][0]
                 first = source_rows[first - 1] if source_rows else first + 1
+            if first is not None:
                 conflicts[number][field.attribute] = (
-                    f"{raw!r} is also in row {first} of this file; {field.column_name} must be unique."
+                    f"{excerpt(raw, 80)!r} is also in row {first} of this file; {field.column_name} must be unique."
                 )
                 continue
             values[key] = (number, row_id)
+        for key, (number, _) in values.items():
+            earlier[key] = source_rows[number - 1] if source_rows else number + 1
         keys = list(values)
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = _lookup_values(keys[start : start + LOOKUP_CHUNK])

@@ -6,9 +6,15 @@ kept in a directory every process can read (``CONSOLE_IMPORT_DIR``, a shared
 mount when there are several hosts), never in process memory or a per-process
 temp dir.  Uploads nobody confirmed are swept after ``CONSOLE_IMPORT_MAX_AGE``
 seconds, whenever a new upload is stored and by ``manage.py sweep_uploads``.
+
+An upload belongs to the user who sent it: its name (the token the confirm
+form carries back) ends with that user's pk, and only that user can read it
+back.  Anyone else's token, and any name not made here, is "no longer
+available".
 """
 
 import os
+import re
 import time
 from pathlib import Path
 from uuid import uuid4
@@ -27,13 +33,23 @@ def max_age():
     return getattr(settings, "CONSOLE_IMPORT_MAX_AGE", 24 * 3600)
 
 
+#: A stored upload's name: a random token, then the pk of the user it belongs to.
+NAME = re.compile(r"[0-9a-f]{32}-(?P<owner>[0-9]{1,20})")
+
+
 class SharedUploadStorage(BaseStorage):
-    """import-export's temp-storage API over files in ``upload_dir()``."""
+    """import-export's temp-storage API over files in ``upload_dir()``, each owned by one user (``owner``, a pk)."""
+
+    def __init__(self, owner=None, **kwargs):
+        super().__init__(**kwargs)
+        self.owner = owner
 
     def save(self, data):
         """Store ``data`` (bytes, or an UploadedFile streamed chunk by chunk)."""
         sweep()
-        self.name = uuid4().hex
+        if self.owner is None:
+            raise ValueError("An upload needs an owner.")
+        self.name = f"{uuid4().hex}-{int(self.owner)}"
         fd = os.open(self.path(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, (bytes, bytearray)):
@@ -43,18 +59,25 @@ class SharedUploadStorage(BaseStorage):
                     out.write(chunk)
 
     def read(self):
-        """The stored bytes; FileNotFoundError when it expired or was already imported."""
-        return self.path().read_bytes()
+        """The stored file's path (formats read it a chunk at a time); FileNotFoundError when it is gone."""
+        path = self.path()
+        if not path.is_file():
+            raise FileNotFoundError(self.name)
+        return path
 
     def remove(self):
-        self.path().unlink(missing_ok=True)
+        try:
+            self.path().unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # not a name of ours: nothing to remove
 
     def path(self):
-        # The name comes back from the confirm form: never let it leave the directory.
-        name = os.path.basename(self.name or "")
-        if not name or name != self.name:
+        """Where the upload is; FileNotFoundError for a name not made here or another user's upload."""
+        # The name comes back from the confirm form: never let it leave the directory or reach another's file.
+        match = NAME.fullmatch(self.name or "")
+        if match is None or self.owner is None or match["owner"] != str(int(self.owner)):
             raise FileNotFoundError(self.name)
-        return upload_dir() / name
+        return upload_dir() / match.group()
 
 
 def sweep(older_than=None):

@@ -1,4 +1,10 @@
-"""Import a file into one database, all or nothing, the way the panels do."""
+"""Import a file into one database, all or nothing, the way the panels do.
+
+The same limits as the web: files over ``CONSOLE_IMPORT_MAX_BYTES`` are
+refused unless ``--max-bytes`` raises the limit, the file is read a chunk of
+rows at a time, and at most ``CONSOLE_IMPORT_MAX_PROBLEMS`` problems are
+printed, each with a short excerpt of its value.
+"""
 
 import sys
 import time
@@ -10,8 +16,8 @@ from django.core.management import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 from tqdm import tqdm
 
-from admin_site.formats import BY_NAME, FileFormatError
-from admin_site.imports import run_import
+from admin_site.formats import BY_NAME, FileFormatError, max_upload_bytes
+from admin_site.imports import read_dataset, run_import
 from admin_site.pinning import using_database
 from admin_site.resources import resource_for
 
@@ -26,8 +32,15 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=sorted(BY_NAME), help="default: from the file name's extension")
         parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
         parser.add_argument("--batch-size", type=int, default=1000, help="rows per bulk INSERT/UPDATE")
+        parser.add_argument(
+            "--max-bytes",
+            type=int,
+            help=f"refuse larger files (default: CONSOLE_IMPORT_MAX_BYTES, now {max_upload_bytes():,})",
+        )
 
-    def handle(self, *args, model, file, database, format=None, dry_run=False, batch_size=1000, **options):
+    def handle(
+        self, *args, model, file, database, format=None, dry_run=False, batch_size=1000, max_bytes=None, **options
+    ):
         model_class = self.model(model, database)
         path = Path(file)
         file_format = format or path.suffix.lstrip(".").lower()
@@ -35,23 +48,32 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot tell the format of {file}: pass --format ({', '.join(sorted(BY_NAME))}).")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
+        if max_bytes is not None and max_bytes < 1:
+            raise CommandError("--max-bytes must be at least 1.")
+        if not path.is_file():
+            raise CommandError(f"Cannot read {file}: not a file.")
 
         started = time.monotonic()
         with using_database(database):
             try:
-                dataset = BY_NAME[file_format](encoding="utf-8").create_dataset(data)
+                rows = read_dataset(path, file_format, max_bytes=max_bytes)
             except FileFormatError as exc:
-                raise CommandError(f"{file}: {exc} Nothing was imported.") from None
+                hint = " (--max-bytes raises the limit)" if "the limit is" in str(exc) else ""
+                raise CommandError(f"{file}: {exc}{hint} Nothing was imported.") from None
+            except OSError as exc:
+                raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
             resource = resource_for(model_class, batch_size=batch_size)(using=database)
-            with self.progress(dataset.height) as bar:
+            with self.progress() as bar:
                 resource.progress = bar.update
                 try:
                     result = run_import(
-                        resource, dataset, dry_run=dry_run, via="command", file_name=path.name, file_format=file_format
+                        resource,
+                        rows,
+                        dry_run=dry_run,
+                        via="command",
+                        file_name=path.name,
+                        file_format=file_format,
+                        keep_rows=0,
                     )
                 except DatabaseError as exc:
                     raise CommandError(
@@ -62,7 +84,11 @@ class Command(BaseCommand):
         if result.problems:
             for problem in result.problems:
                 self.stderr.write(f"{file}: {problem}")
-            raise CommandError(f"{len(result.problems)} problem(s) in {file}: nothing was imported into '{database}'.")
+            count = f"{len(result.problems)} problem(s)"
+            if result.problems_over or result.stopped_at:
+                count = f"More than {len(result.problems)} problems (the first {len(result.problems)} are listed"
+                count += f"; checking stopped at row {result.stopped_at})" if result.stopped_at else ")"
+            raise CommandError(f"{count} in {file}: nothing was imported into '{database}'.")
         totals = result.totals
         verb = "Checked (dry run, nothing written)" if dry_run else "Imported"
         self.stdout.write(
@@ -83,6 +109,6 @@ class Command(BaseCommand):
             raise CommandError(f"Database '{database}' does not hold {label} (app '{app_label}').")
         return model_class
 
-    def progress(self, total):
-        """A progress bar (rows, rate, ETA) on a terminal; silent in scripts and pipes."""
-        return tqdm(total=total, unit="rows", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+    def progress(self):
+        """A progress counter (rows, rate) on a terminal; silent in scripts and pipes."""
+        return tqdm(unit="rows", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
