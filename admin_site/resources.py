@@ -99,9 +99,14 @@ class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
 
 
 class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
-    """A ModelResource that reads and writes only ``using``."""
+    """A ModelResource that reads and writes only ``using``, and never carries a secret."""
 
     pure_widgets = (*NewRowsMixin.pure_widgets, TextWidget)
+    #: Fields never exported, previewed or imported, on any model: matched by field name, attribute
+    #: (each step of ``a__b``) or column; a model adds its own in ``console_secret_fields``.
+    secret_fields = ("password",)
+    #: Columns that grant privilege: only a superuser (or the command line) may import them.
+    superuser_only_fields = ("is_superuser", "is_staff", "groups", "user_permissions")
 
     class Meta:
         use_bulk = True
@@ -122,8 +127,31 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         self.read_back_pks = True
         #: Called with 1 after each row (the command line's progress bar).
         self.progress = None
+        for name in [name for name, field in self.fields.items() if self.is_secret(name, field)]:
+            del self.fields[name]
 
     # -- fields ----------------------------------------------------------------
+
+    @classmethod
+    def secret_names(cls):
+        model = cls._meta.model
+        names = {*cls.secret_fields, *getattr(model, "console_secret_fields", ())}
+        return {name.lower() for name in names}
+
+    def is_secret(self, name, field):
+        """Whether a resource field reads or writes a secret (a password hash, a token)."""
+        secret = self.secret_names()
+        steps = (field.attribute or "").split("__")
+        return bool(secret & {name.lower(), (field.column_name or "").lower(), *(s.lower() for s in steps)})
+
+    def get_export_order(self):
+        """Never a secret, even when ``Meta.fields`` or ``export_order`` names it."""
+        secret = self.secret_names()
+        return tuple(name for name in super().get_export_order() if name.lower() not in secret)
+
+    def get_import_order(self):
+        secret = self.secret_names()
+        return tuple(name for name in super().get_import_order() if name.lower() not in secret)
 
     @classmethod
     def field_from_django_field(cls, field_name, django_field, readonly):
@@ -162,7 +190,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
     def init_instance(self, row=None):
         instance = super().init_instance(row)
         instance._state.db = self.using
-        return instance
+        return _without_password(instance)
 
     def do_instance_save(self, instance, is_create):
         instance.save(force_insert=is_create, using=self.using)
@@ -208,6 +236,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         super().before_import(dataset, **kwargs)
         headers = dataset.headers or []
         check_headers(self, headers)
+        check_privilege(self, headers, kwargs.get("user"))
         self._unique_conflicts = find_unique_conflicts(self, dataset, self._seen_unique)
         # Work out once per file, not per row, which fields the file carries.
         present = [f for f in super().get_import_fields() if f.column_name in headers]
@@ -216,7 +245,10 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         model_fields = self._meta.model._meta.concrete_fields
         self._not_in_file = {f.name for f in model_fields if f.name not in carried and f.attname not in carried}
         self._cleaner = FieldCleaner(self._meta.model)
-        self._make_instance = instance_factory(self._meta.model)
+        make = instance_factory(self._meta.model)
+        self._make_instance = (
+            (lambda values: _without_password(make(values))) if _has_password(self._meta.model) else make
+        )
         self._m2m_file_fields = self.m2m_fields(dict.fromkeys(headers))
         self._plain_file_fields = [f for f in present if not f.readonly and f not in self._m2m_file_fields]
         self._need_pks = self.read_back_pks or bool(self._m2m_file_fields)
@@ -426,6 +458,33 @@ def check_headers(resource, headers):
         problems.append("missing required columns: " + ", ".join(missing))
     if problems:
         raise ValidationError("The header row is not valid: " + "; ".join(problems) + ".")
+
+
+def check_privilege(resource, headers, user):
+    """Columns that grant privilege are a superuser's to import; the command line (no user) is the operator's."""
+    if user is None or user.is_superuser:
+        return
+    granted = {
+        field.column_name
+        for field in resource.fields.values()
+        if field.column_name in headers and (field.attribute or "").split("__")[0] in resource.superuser_only_fields
+    }
+    if granted:
+        raise ValidationError(
+            f"Only a superuser can import {', '.join(sorted(granted))}: remove "
+            f"{'these columns' if len(granted) > 1 else 'this column'} and upload the file again."
+        )
+
+
+def _has_password(model):
+    return callable(getattr(model, "set_unusable_password", None))
+
+
+def _without_password(instance):
+    """A new user imported without a password (hashes are never imported) can only log in once one is set."""
+    if _has_password(type(instance)) and not instance.password:
+        instance.set_unusable_password()
+    return instance
 
 
 def _names(names, most=10):
