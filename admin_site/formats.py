@@ -207,7 +207,7 @@ class CSV(base_formats.CSV):
                 yield reader.line_num, row
         except csv.Error as exc:
             raise FileFormatError(
-                f"Line {reader.line_num + 1} is not valid {self.get_title().upper()}: {_short(exc, 120)}."
+                f"Line {max(reader.line_num, 1)} is not valid {self.get_title().upper()}: {_short(exc, 120)}."
             ) from None
 
 
