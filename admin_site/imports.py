@@ -172,22 +172,35 @@ def run_import(
     with audit as record:
         with using_database(resource.using), transaction.atomic(using=resource.using):
             resource.start_file()
+            chunks = rows.chunks(CHUNK_ROWS)
             try:
-                for chunk in rows.chunks(CHUNK_ROWS):
+                for chunk in chunks:
                     # Pks are read back only for rows the admin may log (reading them costs a statement per batch).
                     resource.read_back_pks = not dry_run and summary.keep_rows > 0 and summary.rows_complete
                     result = resource.import_chunk(chunk, dry_run=dry_run, user=user, **kwargs)
                     summary.add(result, result.problems)
                     if summary.problems and (not dry_run or summary.problems_full or result.base_errors):
-                        summary.stopped_at = chunk.source_rows[-1] if summary.problems_full else None
+                        # A header problem repeats in every chunk; otherwise say where checking stopped.
+                        if not result.base_errors and _has_more(chunks):
+                            summary.stopped_at = chunk.source_rows[-1]
                         break
             except FileFormatError as exc:
                 summary.add_problems([Problem(None, None, None, excerpt(exc, MESSAGE_EXCERPT))])
+            finally:
+                chunks.close()
             if dry_run or summary.problems:
                 transaction.set_rollback(True, using=resource.using)
         if record is not None:
             record_result(record, summary)
     return summary
+
+
+def _has_more(chunks):
+    """Whether the file goes on after the chunks read so far (a file error further on counts as more)."""
+    try:
+        return next(chunks, None) is not None
+    except FileFormatError:
+        return True
 
 
 def record_result(record, result):
