@@ -85,7 +85,8 @@ class FieldCleaner:
         self.memo = {f.attname: {} for f in model._meta.concrete_fields if _memoizable(f)}
         self.accept = {f.attname: accept for f in model._meta.concrete_fields if (accept := str_acceptor(f))}
         self.has_clean = model.clean is not base.clean
-        self.has_constraints = bool(model._meta.constraints)
+        #: ``Model.get_constraints`` also checks the parents' (a proxy declares none of its own).
+        self.has_constraints = any(m._meta.constraints for m in (model, *model._meta.all_parents))
         self._fields_for = {}
 
     def full_clean(self, instance, exclude):
@@ -310,14 +311,19 @@ def insert_rows(model, instances, using, *, need_pks=True):
     """INSERT new rows in multi-row statements, reading their pks back where the database can.
 
     What ``QuerySet.bulk_create`` does for a plain model, without compiling an
-    expression per value.  ``auto_now``/``auto_now_add`` fields get one
+    expression per value.  A proxy's rows go to its concrete model's table; a
+    multi-table child is refused (as ``bulk_create`` refuses it: write it row
+    by row).  ``auto_now``/``auto_now_add`` fields get one
     timestamp per call (as a database default would per statement); rows with a
     database expression (``db_default`` with no value) go through
     ``bulk_create``.  With ``need_pks=False`` the new pks are not read back
     (instances keep ``pk = None``): for large imports nothing needs them.
     """
     connection = connections[using]
-    opts = model._meta
+    # A proxy's own options hold no local fields: its rows are the concrete model's.
+    opts = model._meta.concrete_model._meta
+    if opts.parents:
+        raise ValueError(f"insert_rows cannot write {model.__name__}: its rows span its parents' tables.")
     pk = opts.pk
     auto_pk = pk.auto_created or isinstance(pk, models.AutoField)
     plain = [obj for obj in instances if not any(hasattr(v, "resolve_expression") for v in vars(obj).values())]

@@ -1,13 +1,21 @@
 """Files of new rows take a shorter per-row path (``admin_site.bulk``): it must accept,
 refuse and store exactly what the stock per-row path does."""
 
+from decimal import Decimal
+
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test.utils import isolate_apps
 from import_export import resources as stock_resources
 
 from admin_site import resources
+from admin_site.bulk import FieldCleaner, insert_rows, instance_factory
 from admin_site.imports import read_dataset, run_import
-from console.customers.models import Customer, Tag
-from tests.conftest import ALL_DATABASES
+from console.customers.models import ActiveCustomer, BusinessCustomer, Customer, OrderLine, Tag, VipCustomer
+from tests.conftest import ALL_DATABASES, seed_customers
+from tests.utils import admin_url, form_data
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 
@@ -201,3 +209,95 @@ def test_the_garbage_collector_resumes_after_overlapping_imports_and_after_error
     with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError("the import failed")
     assert gc.isenabled()
+
+
+# -- proxies and multi-table children ---------------------------------------------------
+
+PROXY_ROWS = (
+    "name,email,country,status,tier\n"
+    "Ann Archer,ann@example.com,DE,active,vip\n"
+    "Bob Baker,bob@example.com,FR,active,vip\n"
+)
+
+
+@pytest.mark.parametrize("model", [VipCustomer, ActiveCustomer])
+def test_a_proxy_imports_new_rows_into_its_concrete_table(no_stock_rows, model):
+    """A proxy has no local fields of its own: the INSERT takes its concrete model's columns."""
+    result = run(resources.resource_for(model), PROXY_ROWS)
+    assert not result.problems, [str(p) for p in result.problems]
+    assert stored("customers") == [
+        ("Ann Archer", "ann@example.com", "", "DE", "active", "vip", ""),
+        ("Bob Baker", "bob@example.com", "", "FR", "active", "vip", ""),
+    ]
+    assert all(row.instance.pk for row in result.rows if row.instance is not None)
+    assert Customer.objects.using("archive").count() == 0
+
+
+def test_a_proxy_imports_through_the_command(tmp_path):
+    path = tmp_path / "vip.csv"
+    path.write_text(PROXY_ROWS)
+    call_command("import_records", "customers.VipCustomer", str(path), database="customers", verbosity=0)
+    assert sorted(VipCustomer.objects.using("customers").values_list("email", flat=True)) == [
+        "ann@example.com",
+        "bob@example.com",
+    ]
+
+
+@pytest.mark.parametrize("model", [VipCustomer, ActiveCustomer])
+def test_a_proxy_import_confirmed_in_the_admin_is_stored(root_client, model):
+    preview = root_client.post(
+        admin_url("customers", model, "import"),
+        {"format": "0", "import_file": SimpleUploadedFile("vip.csv", PROXY_ROWS.encode())},
+    )
+    assert preview.status_code == 200
+    fields = form_data(preview.content)
+    data = {k: fields[k] for k in ("import_file_name", "original_file_name", "format", "resource") if k in fields}
+    response = root_client.post(admin_url("customers", model, "process_import"), data)
+    assert response.status_code == 302
+    assert Customer.objects.using("customers").count() == 2
+
+
+def test_a_multi_table_child_still_imports_row_by_row():
+    text = PROXY_ROWS.replace("tier\n", "tier,company_name\n").replace("vip\n", "vip,Acme\n")
+    result = run(resources.resource_for(BusinessCustomer), text)
+    assert not result.problems, [str(p) for p in result.problems]
+    assert sorted(BusinessCustomer.objects.using("customers").values_list("email", "company_name")) == [
+        ("ann@example.com", "Acme"),
+        ("bob@example.com", "Acme"),
+    ]
+    assert Customer.objects.using("customers").count() == 2
+
+
+def test_insert_rows_refuses_a_multi_table_child_instead_of_writing_half_rows():
+    child = BusinessCustomer(name="Half", email="half@example.com", country="DE", company_name="Acme")
+    with pytest.raises(ValueError, match="BusinessCustomer"):
+        insert_rows(BusinessCustomer, [child], "customers")
+    assert Customer.objects.using("customers").count() == 0
+
+
+def test_instances_of_a_proxy_are_made_as_the_proxy_with_every_default():
+    make = instance_factory(VipCustomer)
+    instance = make({"name": "Ann", "email": "ann@example.com", "country": "DE"})
+    assert type(instance) is VipCustomer
+    assert (instance.status, instance.tier, instance.order_count) == ("lead", "standard", 0)
+    assert instance.reference is not None and instance.pk is None
+
+
+def test_a_proxy_checks_the_constraints_of_its_concrete_model():
+    """``Model.full_clean`` validates the parents' constraints too; a proxy declares none of its own."""
+    with isolate_apps("console.customers"):
+
+        class LineProxy(OrderLine):
+            class Meta:
+                proxy = True
+                app_label = "customers"
+
+    seed = seed_customers("customers")
+    OrderLine(order=seed["order"], sku="SKU-2", unit_price=Decimal("1")).save(using="customers")
+    duplicate = LineProxy(order=seed["order"], sku="SKU-2", quantity=1, unit_price=Decimal("1"))
+    duplicate._state.db = "customers"
+    with pytest.raises(ValidationError) as django_says:
+        duplicate.full_clean(validate_unique=False)
+    with pytest.raises(ValidationError) as cleaner_says:
+        FieldCleaner(LineProxy).full_clean(duplicate, exclude=set())
+    assert cleaner_says.value.message_dict == django_says.value.message_dict

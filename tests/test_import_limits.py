@@ -20,7 +20,7 @@ from admin_site.models import TransferRecord
 from admin_site.uploads import upload_dir
 from console.customers.models import Customer, VipCustomer
 from tests.conftest import ALL_DATABASES
-from tests.test_imports import FORMAT, HEADER, confirm, page_text, upload
+from tests.test_imports import HEADER, confirm, page_text, upload
 from tests.utils import admin_url, form_data
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
