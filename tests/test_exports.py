@@ -11,13 +11,16 @@ import datetime
 import gc
 import io
 import json
+import tempfile
 import tracemalloc
 import zoneinfo
 from decimal import Decimal
+from pathlib import Path
 
 import openpyxl
 import pytest
 import tablib
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
@@ -37,6 +40,7 @@ from admin_site.models import TransferRecord
 from admin_site.resources import DatabaseModelResource, resource_for
 from console.customers.models import Address, BusinessCustomer, Customer, Order, Tag, VipCustomer
 from tests.conftest import ALL_DATABASES, seed_customers
+from tests.utils import export_file
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 #: Tests whose export must run outside a test transaction: a separate connection sees only committed rows.
@@ -199,6 +203,23 @@ def test_many_to_many_columns_list_related_ids_in_related_order(both):
     assert tags == {"Ann Archer-old": f"{loyal.pk},{vip.pk}", "Bob Baker-old": "", "Carla Cole-old": ""}
 
 
+@pytest.mark.parametrize("file_format", ["csv", "json", "xlsx"])
+def test_each_many_to_many_column_lists_its_own_relation(file_format):
+    """A user's groups and permissions are two relations: neither column may show the other's ids."""
+    desk = Group(name="Front desk")
+    desk.save(using="users")
+    permission = Permission.objects.using("users").get(codename="change_team")
+    assert permission.pk != desk.pk
+    dora = User.objects.db_manager("users").create_user("dora", password="pw")
+    dora.groups.set([desk])
+    dora.user_permissions.set([permission])
+    data, _ = export(User, "users", file_format)
+    headers, rows = read(data, file_format)
+    [row] = rows
+    assert str(row[headers.index("groups")]) == str(desk.pk)
+    assert str(row[headers.index("user_permissions")]) == str(permission.pk)
+
+
 class AnnotatedResource(DatabaseModelResource):
     """Fields that need an instance: a dehydrate method, a property of a related row, an annotation."""
 
@@ -286,6 +307,18 @@ def test_xlsx_replaces_characters_a_workbook_cannot_hold(both):
     make("archive", "Bell", notes="ding\x07dong")
     data, _ = export(Customer, "archive", "xlsx")
     assert "ding\N{REPLACEMENT CHARACTER}dong" in column(data, "xlsx", "notes")
+
+
+def test_xlsx_from_the_admin_keeps_carriage_returns(root_client):
+    """XML parsers read a literal CR as LF: the sheet must carry it as a character reference."""
+    make("archive", "Cary", notes="\rhello")
+    make("archive", "Lina", notes="one\r\ntwo\rthree")
+    response = export_file(root_client, "archive", Customer, file_format="1")  # XLSX
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/vnd.openxmlformats")
+    data = b"".join(response.streaming_content)
+    notes = dict(zip(column(data, "xlsx", "name"), column(data, "xlsx", "notes"), strict=True))
+    assert notes == {"Cary": "'\rhello", "Lina": "one\r\ntwo\rthree"}
+    assert not list(Path(tempfile.gettempdir()).glob("openpyxl*.cr"))
 
 
 def test_formulas_are_guarded_in_csv_and_tsv_numbers_and_dates_are_not(both):

@@ -37,6 +37,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -187,6 +188,8 @@ def _xlsx(headers, plan, export, title):
                 sheet.append(row)
             export.rows += count
             yield b""
+        sheet.close()
+        _keep_carriage_returns(sheet._writer.out)
         built = tempfile.SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES)
         workbook.save(built)
         built.seek(0)
@@ -203,6 +206,29 @@ def _text_cell(sheet, value):
     cell = WriteOnlyCell(sheet, value=str(value))
     cell.data_type = "s"
     return cell
+
+
+def _keep_carriage_returns(path):
+    """Write each CR of the sheet's XML as ``&#13;``, which every XML parser reads back as a CR.
+
+    openpyxl (without lxml) writes a CR in a text cell as it is, and XML
+    parsers turn a literal CR into LF: "\\rhello" would read back as
+    "\\nhello".  Attribute values already have theirs escaped and markup has
+    none, so every CR left in the file is in a cell's text.  The file is
+    rewritten only if it holds one.
+    """
+    with open(path, "rb") as sheet_xml:
+        if not any(b"\r" in block for block in iter(lambda: sheet_xml.read(XLSX_READ_BYTES), b"")):
+            return
+    escaped_path = f"{path}.cr"
+    try:
+        with open(path, "rb") as sheet_xml, open(escaped_path, "wb") as escaped:
+            while block := sheet_xml.read(XLSX_READ_BYTES):
+                escaped.write(block.replace(b"\r", b"&#13;"))
+        os.replace(escaped_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(escaped_path)
 
 
 def _discard_sheet(sheet):

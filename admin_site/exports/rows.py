@@ -259,8 +259,10 @@ class _Plan:
             if column.source == VALUE:
                 values = map(itemgetter(column.index), rows)
             elif column.source == M2M:
+                # A list, not a generator: a generator would read ``related`` when the rows are
+                # zipped, after the loop, and every many-to-many column would show the last one's.
                 related = self._m2m(column, pks)
-                values = (related.get(pk, "") for pk in pks)
+                values = [related.get(pk, "") for pk in pks]
             else:
                 values = (instances.get(pk) for pk in pks)
             cells.append(values if render is None else map(render, values))
