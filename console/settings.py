@@ -78,6 +78,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"
+# Where a login lands when its `next` is missing or refused as unsafe (another host): the console home.
+LOGIN_REDIRECT_URL = "console-home"
 
 TEMPLATES = [
     {

@@ -1,5 +1,7 @@
 """Who may enter which panel: every URL kind answers a redirect to staff without access."""
 
+from urllib.parse import urlencode
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
@@ -157,3 +159,14 @@ def test_console_home_reports_an_unreachable_database_and_still_serves(root_clie
     assert status["legacy"]["reachable"] is False
     assert all(status[alias]["reachable"] for alias in status if alias != "legacy")
     assert "unreachable: (2003" in response.content.decode()
+
+
+@pytest.mark.parametrize("login", ["users:login", "customers:login"])
+@pytest.mark.parametrize("unsafe", ["https://evil.example/", "//evil.example/", "https://evil.example/customers/"])
+def test_a_refused_next_lands_on_the_console_home(superuser, login, unsafe):
+    client = Client()
+    url = reverse(login) + "?" + urlencode({"next": unsafe})
+    response = client.post(url, {"username": "root", "password": "pw", "next": unsafe})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("console-home") == "/"
+    assert client.get(response["Location"]).status_code == 200
