@@ -56,11 +56,16 @@ class TextWidget(widgets.CharWidget):
 
     Exports prefix a text cell starting with = + - @ tab or CR with an
     apostrophe (see ``admin_site.exports``), so that a spreadsheet shows it
-    as text; importing the file again must give the original value.
+    as text; importing the file again must give the original value.  In a
+    column that holds NULL (``allow_blank=False``) an empty cell is NULL, as
+    the export writes NULL: a unique nullable column (a VAT number) would
+    otherwise refuse the second empty cell.
     """
 
     def clean(self, value, row=None, **kwargs):
         if type(value) is str:  # what CharWidget.clean returns for a str, without its calls
+            if not value:
+                return value if self.allow_blank else None
             return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r" else value
         return super().clean(value, row, **kwargs)
 
@@ -105,6 +110,8 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
     #: Fields never exported, previewed or imported, on any model: matched by field name, attribute
     #: (each step of ``a__b``) or column; a model adds its own in ``console_secret_fields``.
     secret_fields = ("password",)
+    #: Editable fields that the system sets, exported but never imported (a file's copy is stale at once).
+    system_fields = ("last_login", "date_joined")
     #: Columns that grant privilege: only a superuser (or the command line) may import them.
     superuser_only_fields = ("is_superuser", "is_staff", "groups", "user_permissions")
 
@@ -155,8 +162,9 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
 
     @classmethod
     def field_from_django_field(cls, field_name, django_field, readonly):
-        """Fields the model never takes from a form (timestamps, counters) are export-only."""
-        return super().field_from_django_field(field_name, django_field, readonly or not django_field.editable)
+        """Fields the model sets itself (timestamps, counters, a user's logins) are export-only."""
+        readonly = readonly or not django_field.editable or field_name in cls.system_fields
+        return super().field_from_django_field(field_name, django_field, readonly)
 
     #: Text columns read empty cells as "" (stock leaves TextField to a widget that keeps None)
     #: and undo the export's formula guard.
@@ -165,8 +173,8 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
     @classmethod
     def widget_kwargs_for_field(cls, field_name, django_field):
         kwargs = super().widget_kwargs_for_field(field_name, django_field)
-        if isinstance(django_field, (models.CharField, models.TextField)) and not django_field.null:
-            kwargs.update({"coerce_to_string": True, "allow_blank": True})
+        if isinstance(django_field, (models.CharField, models.TextField)):
+            kwargs.update({"coerce_to_string": True, "allow_blank": not django_field.null})
         return kwargs
 
     @classmethod
