@@ -142,7 +142,14 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
 
     def import_action(self, request, **kwargs):
         """The upload and its preview; an upload the preview refuses is deleted at once."""
-        response = super().import_action(request, **kwargs)
+        try:
+            response = super().import_action(request, **kwargs)
+        except DatabaseDriverError as exc:
+            stored = getattr(request.FILES.get("import_file"), "tmp_storage_name", None)
+            if stored:
+                SharedUploadStorage(name=stored, owner=request.user.pk).remove()
+            messages.error(request, self.database_failed(exc, "checking the file"))
+            return HttpResponseRedirect(request.path)
         context = getattr(response, "context_data", None)
         if context is None:
             return response
@@ -197,11 +204,7 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             # The import's transaction did not commit. A broken connection is replaced at the end of
             # the request (CONN_HEALTH_CHECKS), so the retry gets a fresh one.
             storage.remove()
-            messages.error(
-                request,
-                f"The database failed during the import ({type(exc).__name__}); nothing was imported. "
-                "Upload the file again to retry.",
-            )
+            messages.error(request, self.database_failed(exc, "the import"))
             return HttpResponseRedirect(import_url)
         storage.remove()
         if result.problems:
@@ -221,6 +224,13 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             request.current_app = self.admin_site.name
             return TemplateResponse(request, [self.import_template_name], context, status=409)
         return self.process_result(result, request)
+
+    def database_failed(self, exc, during):
+        """The message for a database failure: the database's fault, named, and nothing written."""
+        return (
+            f"The database '{self.admin_site.alias}' failed during {during} ({type(exc).__name__}); "
+            "nothing was imported. This is not a problem in the file: upload it again once the database is back."
+        )
 
     def generate_log_entries(self, result, request):
         """History entries per imported row, tagged with this panel's database."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import tablib
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from import_export.results import Result
 
 from admin_site.audit import audited
@@ -30,6 +30,18 @@ PREVIEW_ROWS = 200
 LOG_ROWS_MAX = 10_000
 #: Longest excerpt of a cell, and of a message, that a problem quotes.
 VALUE_EXCERPT, MESSAGE_EXCERPT = 80, 1000
+
+
+#: Errors that are the database's fault (a lost connection, a server gone away, a lock time-out), never the
+#: file's: an import stops at the first and says which database failed.  Integrity and data errors are the file's.
+DATABASE_FAILURES = (OperationalError, InterfaceError)
+
+
+def database_failure(result):
+    """The first database failure among a chunk's errors, or None."""
+    errors = [error.error for error in result.base_errors]
+    errors += [error.error for _, row_errors in result.row_errors() for error in row_errors]
+    return next((error for error in errors if isinstance(error, DATABASE_FAILURES)), None)
 
 
 def max_problems():

@@ -23,8 +23,8 @@ from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, 
 from django.db import models, router
 from import_export import resources, widgets
 
-from admin_site.bulk import FieldCleaner, collector_paused, field_names, insert_rows, instance_factory
-from admin_site.imports import excerpt, problems, run_import
+from admin_site.bulk import FieldCleaner, field_names, insert_rows, instance_factory
+from admin_site.imports import DATABASE_FAILURES, database_failure, excerpt, problems, run_import
 from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
 
@@ -87,20 +87,38 @@ class DatabaseForeignKeyWidget(widgets.ForeignKeyWidget):
 
 
 class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
-    """Unknown ids are an error (stock silently drops them)."""
+    """Related rows looked up once per file, not once per row; unknown ones are an error (stock drops them).
+
+    A column of tags names a handful of rows thousands of times: each id (or
+    name) is resolved on its first appearance and remembered for the rest of
+    the file (the widget belongs to one resource, which belongs to one import).
+    """
+
+    #: Ids remembered per file; past this many, new ones are looked up per cell.
+    REMEMBER = 10_000
 
     def clean(self, value, row=None, **kwargs):
-        related = super().clean(value, row, **kwargs)
-        if not value:
-            return related
-        wanted = {str(v).strip() for v in str(value).split(self.separator) if str(v).strip()}
-        found = {str(getattr(obj, self.field)) for obj in related}
-        missing = sorted(wanted - found)
+        if value in (None, ""):
+            return []
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            tokens = [str(int(value))]
+        else:
+            tokens = [token.strip() for token in str(value).split(self.separator) if token.strip()]
+        known = self.__dict__.setdefault("_known", {})
+        unknown = {token for token in tokens if token not in known}
+        if unknown:
+            rows = self.model._default_manager.filter(**{f"{self.field}__in": list(unknown)})
+            found = {str(getattr(obj, self.field)): obj for obj in rows}
+            lookup = known if len(known) + len(unknown) <= self.REMEMBER else {**known}
+            lookup.update({token: found.get(token) for token in unknown})
+        else:
+            lookup = known
+        missing = sorted({token for token in tokens if lookup[token] is None})
         if missing:
             raise ValueError(
                 f"No {self.model._meta.verbose_name} with {self.field} {_names(missing)} in this database."
             )
-        return related
+        return list({id(obj): obj for obj in (lookup[token] for token in tokens)}.values())
 
 
 class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
@@ -216,12 +234,29 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
     def import_chunk(self, dataset, dry_run, **kwargs):
         """One chunk of the file through the package's ``import_data``, inside ``run_import``'s transaction."""
         kwargs.pop("file_name", None)
-        with using_database(self.using), collector_paused():
+        with using_database(self.using):
             result = super().import_data(
                 dataset, dry_run, False, use_transactions=False, rollback_on_validation_errors=True, **kwargs
             )
+        failure = database_failure(result)
+        if failure is not None:
+            raise failure  # the database's fault, not the file's: stop, with one message naming the database
         result.problems = problems(result, self, dataset)
         return result
+
+    def import_row(self, row, instance_loader, **kwargs):
+        """The package files every row's exception under the row; a failing database stops at once instead."""
+        row_result = super().import_row(row, instance_loader, **kwargs)
+        for error in row_result.errors:
+            if isinstance(error.error, DATABASE_FAILURES):
+                raise error.error
+        return row_result
+
+    def handle_import_error(self, result, error, raise_errors=False):
+        """A failing database (a lost connection, a server gone away) stops the import at once."""
+        if isinstance(error, DATABASE_FAILURES):
+            raise error
+        super().handle_import_error(result, error, raise_errors)
 
     def start_file(self):
         """Forget the previous file: unique values seen in earlier chunks are checked against later ones."""

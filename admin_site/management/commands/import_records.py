@@ -17,7 +17,7 @@ from django.db import Error as DatabaseError
 from tqdm import tqdm
 
 from admin_site.formats import BY_NAME, FileFormatError, max_upload_bytes
-from admin_site.imports import read_dataset, run_import
+from admin_site.imports import excerpt, read_dataset, run_import
 from admin_site.pinning import using_database
 from admin_site.resources import resource_for
 
@@ -77,7 +77,8 @@ class Command(BaseCommand):
                     )
                 except DatabaseError as exc:
                     raise CommandError(
-                        f"The database failed during the import ({exc}); nothing was imported."
+                        f"The database '{database}' failed during the import ({type(exc).__name__}: "
+                        f"{excerpt(exc, 200)}); nothing was imported. Run the import again once it is back."
                     ) from None
         elapsed = time.monotonic() - started
 
