@@ -8,14 +8,10 @@ one pass (``str_acceptor``), and other fields' clean is remembered per
 distinct value, so a country or status column is validated a handful of
 times, not once per row.  ``insert_rows`` writes new instances in multi-row
 INSERTs the way ``QuerySet.bulk_create`` does for a plain model, without
-compiling an expression per value.  ``collector_paused`` keeps Python's
-cyclic garbage collector out of the way meanwhile.
+compiling an expression per value.
 """
 
 import functools
-import gc
-import threading
-from contextlib import contextmanager
 from operator import attrgetter
 
 from django.core import validators
@@ -33,34 +29,6 @@ _MISSING = object()
 #: Field classes whose database value is the Python string itself.
 _TEXT_FIELDS = (models.CharField, models.TextField, models.EmailField, models.SlugField, models.URLField)
 _STR_OR_NONE = {str, type(None)}
-
-
-_pauses = {"count": 0, "resume": False}
-_pauses_lock = threading.Lock()
-
-
-@contextmanager
-def collector_paused():
-    """Pause Python's cyclic garbage collector while many objects are made (an import: about 25% faster).
-
-    An import makes millions of small objects (cells, dicts, instances, row
-    results) and keeps many alive to the end; the collector would walk them
-    again and again as they pile up, while reference counting frees all but
-    cycles anyway.  Process-wide, so counted: the collector resumes when the
-    last of overlapping imports (threads of one server process) ends.
-    """
-    with _pauses_lock:
-        if _pauses["count"] == 0:
-            _pauses["resume"] = gc.isenabled()
-            gc.disable()
-        _pauses["count"] += 1
-    try:
-        yield
-    finally:
-        with _pauses_lock:
-            _pauses["count"] -= 1
-            if _pauses["count"] == 0 and _pauses["resume"]:
-                gc.enable()
 
 
 @functools.cache
