@@ -6,7 +6,9 @@ environment.  The fake MySQL URLs point at a socket the test listens on, so a
 connection attempt (which ``check --deploy`` and the login page must not make) is seen.
 """
 
+import inspect
 import json
+import math
 import os
 import re
 import shutil
@@ -21,6 +23,7 @@ from django.core.management.utils import get_random_secret_key
 
 from admin_site.conf import env_var
 from console import settings as base_settings
+from tests.e2e import express
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEPLOY = BASE_DIR / "deploy"
@@ -229,7 +232,7 @@ APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")  # Debian's
 MOD_WSGI_EXPRESS = Path(sys.executable).with_name("mod_wsgi-express")
 #: What the vhost needs besides mod_wsgi (log_config and unixd are built into Debian's apache2).
-MODULES = ["mpm_event", "authz_core", "alias", "headers", "socache_shmcb", "ssl"]
+MODULES = ["mpm_event", "authz_core", "alias", "headers", "reqtimeout", "socache_shmcb", "ssl"]
 
 
 @pytest.mark.skipif(not APACHE, reason="Apache is not installed (apt-get install apache2): no vhost syntax check")
@@ -301,3 +304,94 @@ def test_apache_vhost_passes_the_syntax_check(tmp_path):
     virtual_hosts = apache("-t", "-D", "DUMP_VHOSTS")
     for port in (80, 443):
         assert re.search(rf"\*:{port}\s+{re.escape(HOST)} ", virtual_hosts), virtual_hosts
+
+
+# --- Time-outs and limits: the vhost and make run's server ---------------------------------------------------
+
+
+def vhost_directives():
+    """The vhost's directives (continuation lines joined, ``${NAME}`` expanded) and its Define values."""
+    text = (DEPLOY / "apache" / "data-console.conf").read_text(encoding="utf-8").replace("\\\n", " ")
+    defines = express.vhost_defines()
+    lines = [re.sub(r"\$\{(\w+)\}", lambda m: defines.get(m.group(1), m.group(0)), line) for line in text.splitlines()]
+    directives = {}
+    for line in lines:
+        words = line.split()
+        if words and not words[0].startswith(("#", "<")):
+            directives.setdefault(words[0], []).append(words[1:])
+    return directives, defines
+
+
+def express_options(env=None, threads=4):
+    """mod_wsgi-express's options as ``make run`` passes them, as a dict (repeated options: a list of values)."""
+    runtime = express.Runtime("python", express.REPO)
+    argv = express.Server(runtime, "/nonexistent", env=env or {}, port=1, threads=threads).command()
+    options, index = {}, argv.index("runmodwsgi") + 1
+    while index < len(argv):
+        name, index = argv[index], index + 1
+        values = []
+        while index < len(argv) and not argv[index].startswith("--"):
+            values.append(argv[index])
+            index += 1
+        options.setdefault(name, []).append(values[0] if len(values) == 1 else values)
+    return {name: values[0] if len(values) == 1 else values for name, values in options.items()}
+
+
+def test_the_vhost_and_make_runs_server_use_the_same_time_outs():
+    directives, _ = vhost_directives()
+    (daemon,) = directives["WSGIDaemonProcess"]
+    vhost = dict(word.split("=", 1) for word in daemon[1:] if "=" in word)
+    served = express_options()
+    for name in ("request", "socket", "response-socket", "queue", "graceful", "shutdown"):
+        assert vhost[f"{name}-timeout"] == served[f"--{name}-timeout"], name
+    # mod_wsgi-express makes Apache's Timeout its socket-timeout; so does the vhost.
+    assert directives["Timeout"] == [[vhost["socket-timeout"]]]
+    header = (
+        f"header={served['--header-timeout']}-{served['--header-max-timeout']},MinRate={served['--header-min-rate']}"
+    )
+    body = f"body={served['--body-timeout']},MinRate={served['--body-min-rate']}"
+    assert directives["RequestReadTimeout"] == [[header, body]]
+    assert directives["KeepAliveTimeout"] == [[served["--keep-alive-timeout"]]]
+
+
+def test_apache_waits_for_the_daemon_longer_than_the_daemon_works():
+    """A request past socket-timeout is answered 504 by Apache; the daemon must have given up on it before that.
+
+    mod_wsgi 6 stops a request after request-timeout x (1 + ln threads), then lets the process's other
+    requests finish (graceful-timeout) before it restarts (shutdown-timeout).
+    """
+    directives, defines = vhost_directives()
+    (daemon,) = directives["WSGIDaemonProcess"]
+    vhost = {key: int(value) for key, value in (word.split("=", 1) for word in daemon[1:]) if value.isdigit()}
+    server_threads = inspect.signature(express.Server).parameters["threads"].default
+    for threads in (vhost["threads"], server_threads, int(defines["CONSOLE_THREADS"])):
+        stopped = vhost["request-timeout"] * (1 + math.log(threads)) + vhost["graceful-timeout"]
+        stopped += vhost["shutdown-timeout"] + 5  # the monitor looks once a second; a margin
+        assert vhost["socket-timeout"] >= stopped, (threads, stopped)
+        served = express_options(threads=threads)
+        assert int(served["--socket-timeout"]) >= stopped
+    assert vhost["queue-timeout"] < vhost["request-timeout"]
+
+
+def test_the_request_body_limit_is_the_import_limit_plus_the_form_around_it():
+    directives, defines = vhost_directives()
+    envelope = int(defines["CONSOLE_UPLOAD_ENVELOPE"])
+    assert 0 < envelope <= 16 * 1_048_576
+    assert directives["LimitRequestBody"] == [[str(base_settings.CONSOLE_IMPORT_MAX_BYTES + envelope)]]
+    assert int(express_options()["--limit-request-body"]) == base_settings.CONSOLE_IMPORT_MAX_BYTES + envelope
+    # make run's server follows the variable that console.settings reads.
+    moved = express_options({"CONSOLE_IMPORT_MAX_BYTES": str(100 * 1_048_576)})
+    assert int(moved["--limit-request-body"]) == 100 * 1_048_576 + envelope
+
+
+def test_apaches_own_error_answers_are_console_pages_in_both_places():
+    directives, _ = vhost_directives()
+    vhost = {int(status): page for status, page in directives["ErrorDocument"]}
+    served = {int(status): page for status, page in express_options()["--error-document"]}
+    assert vhost == served
+    assert {413, 502, 504} <= set(vhost)
+    (alias,) = [target for url, target in directives["Alias"] if url == "/console-errors/"]
+    assert alias.endswith("/deploy/apache/errors/"), alias
+    for page in vhost.values():
+        html = (DEPLOY / "apache" / "errors" / page.removeprefix("/console-errors/")).read_text(encoding="utf-8")
+        assert "Data Console" in html

@@ -49,6 +49,14 @@ REQUIREMENTS = ("requirements.txt", "requirements-wsgi.txt")
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 #: Apache refuses root; this account runs the daemon processes when we are root.
 DAEMON_USER = os.environ.get("CONSOLE_DAEMON_USER", "www-data")
+#: The production vhost: its ``Define CONSOLE_*`` time-outs and limits are this server's too (one source).
+VHOST = REPO / "deploy" / "apache" / "data-console.conf"
+#: Apache's own error pages (a body over the limit, a time-out), served at ``/console-errors/`` as in the vhost.
+ERROR_PAGES = {413: "413.html", 500: "50x.html", 502: "50x.html", 503: "50x.html", 504: "50x.html"}
+#: Apache worker threads (--max-clients), all started at once and kept: a keep-alive connection whose request
+#: waits for the daemon holds one, and when none is idle new connections wait unaccepted (express's default, 22,
+#: starved about 20 of 50 keep-alive sessions).  Reaping idle workers would close their keep-alive connections.
+MAX_CLIENTS = 100
 
 
 class Unavailable(Exception):
@@ -212,6 +220,46 @@ def copy_checkout(dest):
     return dest
 
 
+def vhost_defines(path=VHOST):
+    """The vhost's ``Define NAME VALUE`` lines, as a dict."""
+    defines = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) == 3 and parts[0] == "Define":
+            defines[parts[1]] = parts[2]
+    return defines
+
+
+def import_max_bytes(env):
+    """``CONSOLE_IMPORT_MAX_BYTES`` as ``console.settings`` reads it from the server's environment."""
+    return int(env.get("CONSOLE_IMPORT_MAX_BYTES", 50 * 1024 * 1024))
+
+
+def limit_options(env, path=VHOST):
+    """mod_wsgi-express options for the vhost's time-outs and limits; the body limit follows ``env``'s import limit.
+
+    A file just over ``CONSOLE_IMPORT_MAX_BYTES`` must reach Django (its form error names the limit), so
+    Apache's limit is the import limit plus the vhost's room for the multipart envelope.
+    """
+    define = {name.removeprefix("CONSOLE_"): value for name, value in vhost_defines(path).items()}
+    options = {
+        "--request-timeout": define["REQUEST_TIMEOUT"],
+        "--graceful-timeout": define["GRACEFUL_TIMEOUT"],
+        "--shutdown-timeout": define["SHUTDOWN_TIMEOUT"],
+        "--socket-timeout": define["SOCKET_TIMEOUT"],  # also Apache's Timeout, as in the vhost
+        "--response-socket-timeout": define["RESPONSE_SOCKET_TIMEOUT"],
+        "--queue-timeout": define["QUEUE_TIMEOUT"],
+        "--header-timeout": define["HEADER_TIMEOUT"],
+        "--header-max-timeout": define["HEADER_MAX_TIMEOUT"],
+        "--header-min-rate": define["MIN_RATE"],
+        "--body-timeout": define["BODY_TIMEOUT"],
+        "--body-min-rate": define["MIN_RATE"],
+        "--keep-alive-timeout": define["KEEP_ALIVE_TIMEOUT"],
+        "--limit-request-body": str(import_max_bytes(env) + int(define["UPLOAD_ENVELOPE"])),
+    }
+    return [item for pair in options.items() for item in pair]
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -255,7 +303,11 @@ class Server:
         argv += ["--processes", str(self.processes), "--threads", str(self.threads)]
         argv += ["--server-root", str(self.server_root), "--working-directory", str(self.runtime.code)]
         argv += ["--python-path", str(self.runtime.code), "--locale", "C.UTF-8", "--log-to-terminal"]
-        argv += ["--shutdown-timeout", "5", "--startup-timeout", "30"]
+        argv += ["--startup-timeout", "30", *limit_options(self.env)]
+        argv += ["--max-clients", str(MAX_CLIENTS), "--initial-workers", "1", "--maximum-spare-workers", "1"]
+        argv += ["--url-alias", "/console-errors", str(self.runtime.code / "deploy" / "apache" / "errors")]
+        for status, page in ERROR_PAGES.items():
+            argv += ["--error-document", str(status), f"/console-errors/{page}"]
         if self.runtime.user:
             argv += ["--user", self.runtime.user, "--group", self.runtime.group]
         return argv

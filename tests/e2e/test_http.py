@@ -1,15 +1,20 @@
 """The console under Apache + mod_wsgi (daemon mode), driven over real HTTP.
 
 Logins on each panel, refusals, static files, an import whose preview and
-confirm land in different daemon processes, a streamed export, logout.
+confirm land in different daemon processes, a streamed export, logout, and the
+server's sizing: 50 keep-alive sessions at once, and the request-body limit.
 """
 
 import csv
+import http.client
 import io
 import re
+import threading
+import time
 import uuid
 
 from tests.e2e.conftest import PANELS, server_processes
+from tests.e2e.express import import_max_bytes
 
 CUSTOMERS = "/customers/customers/customer/"
 
@@ -137,3 +142,80 @@ def test_logout(console):
     assert response.status == 200 and "Logged out" in response.text
     after = client.get("/customers/")
     assert after.status == 302 and after.location.startswith("/customers/login/")
+
+
+def keep_alive_session(console, seconds, start, results):
+    """One client on one keep-alive connection asking for the login page back to back for ``seconds``.
+
+    Appends (first answer after, longest wait for an answer, answers, connections the server closed).
+    """
+    host, port = console.server.host, console.server.port
+    connection = http.client.HTTPConnection(host, port, timeout=15)
+    first, longest, answers, closed = None, 0.0, 0, 0
+    start.wait()
+    began = last = time.monotonic()
+    try:
+        while time.monotonic() - began < seconds:
+            try:
+                connection.request("GET", "/users/login/")
+                response = connection.getresponse()
+                response.read()
+            except (http.client.RemoteDisconnected, ConnectionError):
+                closed += 1  # a browser would retry; the server dropped a session it had accepted
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=15)
+                continue
+            now = time.monotonic()
+            assert response.status == 200, response.status
+            first = now - began if first is None else first
+            longest, last, answers = max(longest, now - last), now, answers + 1
+    finally:
+        connection.close()
+        results.append((first, longest, answers, closed))
+
+
+def test_fifty_keep_alive_sessions_are_all_served(console):
+    """Express's defaults accepted about 22 connections: the others waited, or had their connections dropped."""
+    start, results = threading.Event(), []
+    clients = [threading.Thread(target=keep_alive_session, args=(console, 5, start, results)) for _ in range(50)]
+    for client in clients:
+        client.start()
+    start.set()
+    for client in clients:
+        client.join(30)
+    assert len(results) == 50, f"{50 - len(results)} clients still waiting after 30 s"
+    unanswered = [r for r in results if r[0] is None]
+    assert not unanswered, f"{len(unanswered)} of 50 keep-alive clients got no answer"
+    firsts, longest = sorted(r[0] for r in results), max(r[1] for r in results)
+    answers, closed = sum(r[2] for r in results), sum(r[3] for r in results)
+    console.timings["keep-alive: slowest first answer"] = firsts[-1]
+    console.timings["keep-alive: longest wait"] = longest
+    console.timings["keep-alive: answers"] = answers
+    assert firsts[-1] < 3, f"first answers after up to {firsts[-1]:.1f}s: {firsts[-5:]}"
+    assert longest < 3, f"a client waited {longest:.1f}s for an answer"
+    assert closed <= answers / 100, f"the server closed {closed} keep-alive connections ({answers} answers)"
+    assert min(r[2] for r in results) >= 3, sorted(r[2] for r in results)[:5]
+
+
+def upload(client, name, content):
+    """Post ``content`` as a CSV file to the customers' import form."""
+    form = client.get(CUSTOMERS + "import/")
+    fields = {"format": form.option("format", "csv")}
+    return client.submit(form, CUSTOMERS + "import/", fields, files={"import_file": (name, content)})
+
+
+def test_a_file_just_over_the_import_limit_gets_the_consoles_message(console):
+    """Apache's body limit leaves room for the form around the file: the console refuses it, in its own words."""
+    limit = import_max_bytes(console.server.env)
+    head = customers_csv("big", 1)
+    page = upload(console.admin(), "big.csv", head + b"x" * (limit + 1 - len(head)))
+    assert page.status == 200, (page.status, page.text[-1000:])
+    assert f"the limit is {limit / 1_048_576:.0f} MB" in page.text
+
+
+def test_a_body_far_over_the_limit_gets_a_console_page_not_apaches(console):
+    limit = import_max_bytes(console.server.env)
+    page = upload(console.admin(), "huge.csv", b"x" * (limit + 20 * 1_048_576))
+    assert page.status == 413
+    assert "Data Console" in page.text and "too large" in page.text
+    assert "Request Entity Too Large" not in page.text
