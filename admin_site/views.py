@@ -1,9 +1,13 @@
 """The console home: the panels this user may enter, with each database's status."""
 
+import datetime
+
 from django.contrib.auth.views import redirect_to_login
+from django.db import connections
 from django.shortcuts import render
 from django.urls import reverse
 
+from admin_site.outages import board, probe
 from admin_site.permissions import can_enter
 from admin_site.sites import all_sites
 from admin_site.status import database_status
@@ -15,7 +19,7 @@ def home(request):
         first = next(iter(sites))
         return redirect_to_login(request.get_full_path(), reverse(f"{first}:login"))
     panels = [
-        {"site": site, "url": reverse(f"{alias}:index"), "status": database_status(alias)}
+        {"site": site, "url": reverse(f"{alias}:index"), "status": panel_status(alias)}
         for alias, site in sites.items()
         if can_enter(request.user, alias)
     ]
@@ -29,3 +33,25 @@ def home(request):
         "logout_url": reverse(f"{logout_site}:logout"),
     }
     return render(request, "admin_site/home.html", context, status=200 if panels else 403)
+
+
+def panel_status(alias):
+    """``database_status()`` of a database that answers a quick probe; else why not, and since when.
+
+    The probe (``admin_site.outages.probe``) waits about a second at most, so a
+    database that hangs does not hold the home for the driver's time-out.
+    """
+    error = probe(alias)
+    if error is None:
+        return database_status(alias)
+    connection = connections[alias]
+    outage = board.outage(alias)
+    return {
+        "alias": alias,
+        "vendor": connection.vendor,  # not display_name: on MySQL it asks the server (MariaDB or MySQL?)
+        "name": str(connection.settings_dict.get("NAME") or ""),
+        "host": connection.settings_dict.get("HOST") or "local",
+        "reachable": False,
+        "error": str(error),
+        "down_since": datetime.datetime.fromtimestamp(outage.since, datetime.UTC) if outage else None,
+    }

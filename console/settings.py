@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A request whose database cannot be reached: a 503 page naming it (admin_site.outages).
+    "admin_site.outages.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -127,5 +129,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # One line when a database becomes unreachable (with its traceback), one when it is back.
+        "admin_site.outages": {"level": "INFO"},
+    },
 }
