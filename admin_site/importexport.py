@@ -20,8 +20,9 @@ from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 from import_export.results import RowResult
 
-from admin_site.audit import audited
+from admin_site.audit import audited, record_progress
 from admin_site.exports import stream_export, xlsx_max_rows
+from admin_site.exports.framing import frame_chunks_if_relayed
 from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, check_size
 from admin_site.imports import PREVIEW_ROWS
 from admin_site.resources import resource_for
@@ -267,7 +268,7 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         return {**super().get_export_context_data(**kwargs), "xlsx_max_rows": xlsx_max_rows()}
 
     def _do_file_export(self, file_format, request, queryset, export_form=None):
-        """Stream the file as it is produced; record the export when the stream ends."""
+        """Stream the file as it is produced, so that a stream cut short looks cut short; record the export."""
         if not self.has_export_permission(request):
             raise PermissionDenied
         resource_class = self.choose_export_resource_class(export_form, request) if export_form else None
@@ -285,9 +286,13 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         response["Content-Disposition"] = content_disposition_header(True, filename)
         if export.notice:
             response["X-Console-Notice"] = export.notice
-        return response
+        return frame_chunks_if_relayed(response, request)
 
     def _audited_chunks(self, request, export, filename, file_format):
+        """The export's chunks, its record "running" from the first: it ends with the rows reached, however it ends.
+
+        A database error propagates out of the response, so the server cuts the download off (see ``framing``).
+        """
         with audited(
             "export",
             database=self.admin_site.alias,
@@ -297,6 +302,11 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             file_name=filename,
             file_format=file_format,
         ) as record:
-            yield from export.chunks
-            record.rows_total = export.rows
+            try:
+                for chunk in export.chunks:
+                    yield chunk
+                    record_progress(record, export.rows)
+            finally:
+                record.rows_total = export.rows
+                export.close()
             record.message = export.notice or ""

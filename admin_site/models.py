@@ -44,9 +44,11 @@ class TransferRecord(models.Model):
         EXPORT = "export", "Export"
 
     class Outcome(models.TextChoices):
+        #: Written before the first row; a process that dies mid-transfer leaves it for the sweep to fail.
+        RUNNING = "running", "Running"
         SUCCESS = "success", "Success"
         REJECTED = "rejected", "Rejected (nothing written)"
-        FAILED = "failed", "Failed (nothing written)"
+        FAILED = "failed", "Failed (an import wrote nothing; an export stopped short)"
 
     kind = models.CharField(max_length=8, choices=Kind)
     started_at = models.DateTimeField(db_index=True)

@@ -22,6 +22,8 @@ from uuid import uuid4
 from django.conf import settings
 from import_export.tmp_storages import BaseStorage
 
+from admin_site.audit import fail_stale_transfers
+
 
 def upload_dir():
     path = Path(getattr(settings, "CONSOLE_IMPORT_DIR", Path(settings.VAR_DIR) / "imports"))
@@ -81,7 +83,12 @@ class SharedUploadStorage(BaseStorage):
 
 
 def sweep(older_than=None):
-    """Delete uploads older than ``older_than`` seconds; return how many went."""
+    """Delete uploads older than ``older_than`` seconds; return how many went.
+
+    Transfer records that a dead process left running are marked failed too
+    (``admin_site.audit.fail_stale_transfers``).
+    """
+    fail_stale_transfers()
     limit = time.time() - (max_age() if older_than is None else older_than)
     removed = 0
     for path in upload_dir().iterdir():

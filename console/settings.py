@@ -114,6 +114,9 @@ USE_TZ = True
 # confirm; with several hosts, point it at a directory they all mount.
 CONSOLE_IMPORT_DIR = Path(os.environ.get("CONSOLE_IMPORT_DIR", VAR_DIR / "imports"))
 CONSOLE_IMPORT_MAX_AGE = 24 * 3600  # seconds an unconfirmed upload is kept
+# A transfer record still "running" with no progress noted for this long belongs to a process that died:
+# the sweep marks it failed.
+CONSOLE_TRANSFER_STALE_AFTER = 600
 CONSOLE_IMPORT_MAX_BYTES = int(os.environ.get("CONSOLE_IMPORT_MAX_BYTES", 50 * 1024 * 1024))
 CONSOLE_XLSX_MAX_ROWS = 200_000
 IMPORT_EXPORT_USE_TRANSACTIONS = True
