@@ -18,6 +18,10 @@ there is a next page, so next/previous navigation works to the real last row.
 ``DatabaseChangeList`` uses it for the result count and the "N total" count,
 and its date hierarchy reads only the first and last date (index look-ups)
 instead of ``SELECT DISTINCT`` over every row.
+
+What the query string brings (a cursor, a page number, lookups) is checked
+before the database sees it: a bad lookup or page is redirected to ``?e=1``
+as Django does, and a bad cursor is ignored (the page is read by its number).
 """
 
 import base64
@@ -30,9 +34,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
 
+from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
 from django.core.paginator import EmptyPage, InvalidPage, Page, PageNotAnInteger, Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections, models
@@ -55,6 +60,9 @@ EXACT_COUNT_MAX, COUNT_TIME_LIMIT, SEARCH_TIME_LIMIT = 10_000, 0.02, 0.015
 COUNT_STEP = 1000
 #: How far from the current page a numbered link carries a cursor: Django's elided page range shows 3 each side.
 NEARBY_PAGES = 3
+
+#: The largest OFFSET (and LIMIT) every supported database takes: SQLite's, a signed 64-bit integer.
+MAX_OFFSET = 2**63 - 1
 
 #: Server error codes for "the statement was stopped": MariaDB's max_statement_time (1969), MySQL's
 #: MAX_EXECUTION_TIME (3024), an interrupted statement (1317), and InnoDB's "aborted" (188), which is
@@ -243,20 +251,93 @@ def make_cursor(keys, obj, after, skip=0):
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def read_cursor(keys, cursor):
-    """``(after, values, skip)`` from a ``make_cursor`` value, or None if it does not fit ``keys``."""
+def read_cursor(keys, cursor, connection, max_skip):
+    """``(after, values, skip)`` from a ``make_cursor`` value, or None when ``cursor`` is not one for ``keys``.
+
+    The cursor comes back in the query string, so anything may be in it.  None
+    means "no cursor": the page is read by its number, as Django reads a ``?p=``
+    it cannot parse as page 1.  A cursor is only a quicker way to a page the
+    number names, so a bad one costs speed, not an error page.  It is not one
+    when it does not decode, when a value is one no row of its column holds
+    (``column_value``), or when it passes over more than ``max_skip`` rows (the
+    most a numbered link near the page skips).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        direction, values, *rest = json.loads(raw)
+        direction, values, *rest = json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
         skip = rest[0] if rest else 0
-        if direction not in ("a", "b") or len(values) != len(keys) or len(rest) > 1:
+        if direction not in ("a", "b") or not isinstance(values, list) or len(values) != len(keys) or len(rest) > 1:
             return None
-        if type(skip) is not int or skip < 0:
+        if type(skip) is not int or not 0 <= skip <= max_skip:
             return None
-        values = [field.to_python(value) for (field, _), value in zip(keys, values, strict=True)]
+        values = [column_value(field, value, connection) for (field, _), value in zip(keys, values, strict=True)]
         return direction == "a", values, skip
-    except (ValueError, TypeError, ValidationError):
+    except (ValueError, TypeError, RecursionError):
         return None
+
+
+def _not_a_number(name):
+    raise ValueError(f"{name} is not a key")
+
+
+def _finite(text):
+    """A JSON number as a float; ``1e400`` (infinity to Python) is refused like ``Infinity``."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is not a key")
+    return number
+
+
+def column_value(field, value, connection):
+    """``value`` as ``field``'s Python value; ValueError when no row of the column on ``connection`` holds it.
+
+    A value from a request (a cursor, an object id, a filter's key) reaches the
+    driver only if it can be bound and compared: SQLite refuses an integer past
+    64 bits with an ``OverflowError``, and Django checks the range only in the
+    look-ups of integer columns, not in those of a relation.
+    """
+    if value is None or isinstance(value, (list, dict)):
+        raise ValueError("not a column value")
+    try:
+        value = field.to_python(value)
+        if value is None or not bindable(value):
+            raise ValueError("not a column value")
+        if isinstance(value, datetime.datetime) and settings.USE_TZ and timezone.is_naive(value):
+            raise ValueError("a time without its zone")
+        internal_type = (field.target_field if field.is_relation else field).get_internal_type()
+        if isinstance(value, int) and internal_type in connection.ops.integer_field_ranges:
+            low, high = connection.ops.integer_field_range(internal_type)
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"{value} is out of the column's range")
+        field.get_db_prep_value(value, connection)  # as the look-up will: a time near year 9999 overflows into UTC
+    except (TypeError, ArithmeticError, ValidationError) as error:
+        raise ValueError(f"not a value of {field.name}") from error
+    return value
+
+
+def check_lookups(queryset):
+    """Raise ``IncorrectLookupParameters`` (``?e=1``) unless ``queryset``'s SQL builds and its values bind.
+
+    Django checks the lookups of a changelist's query string by building the
+    filter; some fail only when the SQL is compiled (a ``__year`` past a C long)
+    or bound (``bindable``: an integer past 64 bits in ``__in`` or through a
+    relation, an infinite float), a 500 as the page is read.
+    """
+    try:
+        _sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:
+        return
+    except Exception as error:  # as ChangeList.get_queryset: there is no other way to validate lookups
+        raise IncorrectLookupParameters(error) from error
+    if not all(map(bindable, params)):
+        raise IncorrectLookupParameters("a number no database column holds")
+
+
+def bindable(value):
+    """False for a number a supported driver cannot bind: an integer past 64 bits (SQLite), infinity (MySQLdb)."""
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def keyset_condition(keys, values, after):
@@ -346,6 +427,13 @@ class ChangeListPaginator(Paginator):
         return max(math.ceil(max(1, self.count - self.orphans) / self.per_page), self.known_pages)
 
     def validate_number(self, number):
+        """Django's check; past an inexact count, any page whose rows an OFFSET can still reach.
+
+        Such a page is not checked against a count, so its number is bounded by
+        what the database takes: SQLite refuses an OFFSET past 64 bits (a 500).
+        Past it, the page is past the end (``EmptyPage``), which the changelist
+        answers as Django does: a redirect to ``?e=1``.
+        """
         if self.row_count.exact:
             return super().validate_number(number)
         try:
@@ -354,6 +442,8 @@ class ChangeListPaginator(Paginator):
             raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
         if number < 1:
             raise EmptyPage(self.error_messages["min_page"])
+        if number * self.per_page + 1 > MAX_OFFSET:
+            raise EmptyPage(self.error_messages["no_results"])
         return number
 
     def page(self, number):
@@ -423,8 +513,9 @@ class ChangeListPaginator(Paginator):
         page = OpenPage(cached_slice(page_queryset, rows), number, self, more)
         self.known_pages = max(self.known_pages, number + more if rows else number - 1)
         seen = (number - 1) * self.per_page + len(rows)
-        if self.row_count.kind == AT_LEAST and seen + more > self.row_count.value:
-            # What the page proved is a better lower bound than what the count reached.
+        if rows and self.row_count.kind == AT_LEAST and seen + more > self.row_count.value:
+            # What the page proved is a better lower bound than what the count reached. An empty page
+            # (past the last row) proves nothing: the rows before it need not exist.
             self.row_count = RowCount(seen, AT_LEAST if more else EXACT)
         return page
 
@@ -503,12 +594,33 @@ class DatabaseChangeList(ChangeList):
     def _encoded(self):
         return {}
 
+    def get_filters(self, request):
+        """Django's filters; a date hierarchy value no date has is a bad lookup (``?e=1``), not a 500.
+
+        Django catches the ``ValueError`` of ``datetime(year, month, day)`` but not its
+        ``OverflowError`` (a year past a C long), nor the ``ValueError`` or ``OverflowError``
+        of the next year, month or day after 9999-12-31, where its bounds end.  The
+        query string's own lookups are checked once the list is built (``check_lookups``).
+        """
+        try:
+            filters = super().get_filters(request)
+        except (OverflowError, ValueError) as error:
+            raise IncorrectLookupParameters(error) from error
+        lookups = filters[2]  # lookups of the query string itself, not of a list filter
+        if any(name.endswith("__range") for name in lookups):
+            # Django passes the string on whole: its characters become the range's bounds, one each.
+            raise IncorrectLookupParameters("a range cannot be given in a query string")
+        self.has_lookups = bool(lookups)
+        return filters
+
     def get_queryset(self, request, exclude_parameters=None):
         """The list's rows; the cursor of a next/previous link is not a filter: set it aside."""
         if not hasattr(self, "cursor"):
             self.cursor = self.params.pop(CURSOR_VAR, None)
             self.filter_params.pop(CURSOR_VAR, None)
         queryset = super().get_queryset(request, exclude_parameters)
+        if self.has_lookups:
+            check_lookups(queryset)
         rows = without_distinct(queryset, self.root_queryset)
         if exclude_parameters is None:
             # The EXISTS that reads a page fast counts slowly: the database checks the list's rows one by
@@ -537,7 +649,7 @@ class DatabaseChangeList(ChangeList):
             self.result_list = self.queryset._clone()
         else:
             self.keys = keyset_fields(self.queryset)
-            cursor = read_cursor(self.keys, self.cursor) if self.keys and self.cursor else None
+            cursor = self.read_cursor()
             try:
                 if cursor:
                     self.page = paginator.keyset_page(self.page_num, self.keys, cursor)
@@ -560,6 +672,13 @@ class DatabaseChangeList(ChangeList):
         self.show_admin_actions = not self.show_full_result_count or bool(
             self.full_result_count or (self.full_row_count and not self.full_row_count.exact)
         )
+
+    def read_cursor(self):
+        """The cursor of the request (``read_cursor``), or None: then the page is read by its number."""
+        if not (self.keys and self.cursor):
+            return None
+        max_skip = (NEARBY_PAGES - 1) * self.list_per_page
+        return read_cursor(self.keys, self.cursor, connections[self.queryset.db], max_skip)
 
     def page_link(self, number):
         """The query string of the numbered link to page ``number``, or None for Django's own.

@@ -11,10 +11,13 @@ which an index on the column answers without reading the rows.
 """
 
 from django.contrib.admin import filters
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path, get_last_value_from_parameters
 from django.core.exceptions import ValidationError
+from django.db import connections
 from django.utils.translation import gettext_lazy as _
 
+from admin_site.changelists import column_value
 from admin_site.pinning import using_database
 
 
@@ -52,6 +55,7 @@ class RelatedIdFieldListFilter(filters.FieldListFilter):
         self.lookup_value = get_last_value_from_parameters(params, self.lookup_kwarg)
         super().__init__(field, request, params, model, model_admin, field_path)
         self.related_model = field.remote_field.model
+        self.target_field = field.target_field
         self.alias = model_admin.admin_site.alias
         self.title = field.verbose_name
         self.hidden_params = []
@@ -62,11 +66,25 @@ class RelatedIdFieldListFilter(filters.FieldListFilter):
     def expected_parameters(self):
         return [self.lookup_kwarg]
 
+    def queryset(self, request, queryset):
+        """Django's filter; a key the related column cannot hold is a bad lookup (``?e=1``), as "abc" is.
+
+        Django checks the range of an integer key, but not of a key that is itself
+        a relation (a child model's ``..._ptr``): SQLite cannot bind one past 64 bits (a 500).
+        """
+        if self.lookup_value:
+            try:
+                column_value(self.target_field, self.lookup_value, connections[self.alias])
+            except ValueError as error:
+                raise IncorrectLookupParameters(error) from error
+        return super().queryset(request, queryset)
+
     def selected_row(self):
         """The chosen related row (one primary-key look-up), or the typed key if there is no such row."""
         if not self.lookup_value:
             return None
         try:
+            column_value(self.target_field, self.lookup_value, connections[self.alias])
             row = self.related_model._default_manager.using(self.alias).filter(pk=self.lookup_value).first()
         except (ValueError, TypeError, ValidationError):
             row = None

@@ -9,7 +9,7 @@ when called outside a pinned request.  Each override names the leak it closes
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import csrf_protect_m
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils.translation import gettext as _
 
 from admin_site.changelists import (
@@ -18,6 +18,7 @@ from admin_site.changelists import (
     SEARCH_TIME_LIMIT,
     ChangeListPaginator,
     DatabaseChangeList,
+    column_value,
 )
 from admin_site.filters import bind_list_filter
 from admin_site.importexport import DatabaseImportExportMixin
@@ -120,6 +121,15 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
         if request.POST.get("select_across", "0") == "0" and matches(queryset):
             queryset = walking(queryset)
         return super().response_action(request, queryset)
+
+    def get_object(self, request, object_id, from_field=None):
+        """Django's look-up; an id the key column cannot hold names no row (SQLite cannot bind it: a 500)."""
+        field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
+        try:
+            column_value(field, object_id, connections[self.alias])
+        except ValueError:
+            return None
+        return super().get_object(request, object_id, from_field)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)
