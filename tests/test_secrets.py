@@ -150,3 +150,26 @@ def test_the_command_line_never_imports_a_password(tmp_path):
     call_command("import_records", "auth.User", str(path), "--database", "users")
     zed = User.objects.using("users").get(username="zed")
     assert zed.is_staff and not zed.has_usable_password()
+
+
+def test_change_user_alone_grants_no_privilege_through_the_user_form(client):
+    """The form route of the same rule as the import: only a superuser grants privilege or touches a superuser."""
+    target = User.objects.db_manager("users").create_user("target", password="pw", is_staff=True)
+    root = User.objects.db_manager("users").create_superuser("boss", "boss@example.com", "pw")
+    client.force_login(staff("clerk", "access_users", "add_user", "change_user", "view_user"))
+    url = admin_url("users", User, "change", target.pk)
+    page = client.get(url)
+    assert page.status_code == 200
+    fields = form_data(page.content)
+    assert "is_superuser" not in fields and "user_permissions" not in fields and "groups" not in fields
+    data = {k: v for k, v in fields.items() if k != "csrfmiddlewaretoken"}
+    data.update({"is_superuser": "on", "is_staff": "on", "first_name": "Changed"})
+    assert client.post(url, data).status_code == 302
+    target = User.objects.db_manager("users").get(pk=target.pk)
+    assert target.first_name == "Changed" and not target.is_superuser
+    # A superuser's account, its password included, is a superuser's to change.
+    password_url = admin_url("users", User, "password_change", root.pk)
+    form = {"usable_password": "true", "password1": "Xx-new-pass-9", "password2": "Xx-new-pass-9"}
+    assert client.post(password_url, form).status_code == 403
+    assert client.post(admin_url("users", User, "change", root.pk), {"username": "boss"}).status_code == 403
+    assert User.objects.db_manager("users").get(pk=root.pk).check_password("pw")
