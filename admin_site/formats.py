@@ -22,6 +22,8 @@ from import_export.formats import base_formats
 #: Largest uncompressed size and compression ratio accepted for an XLSX (zip bomb guard).
 XLSX_MAX_UNCOMPRESSED = 512 * 1024 * 1024
 XLSX_MAX_RATIO = 200
+#: Cells an XLSX import reads at most: about what a 50 MB CSV can hold.
+XLSX_MAX_CELLS = 20_000_000
 #: More columns than any model has: a header row past this is refused without echoing it.
 MAX_COLUMNS = 1000
 #: Longest JSON object (one row) accepted, in characters.
@@ -332,14 +334,28 @@ class XLSX(base_formats.XLSX):
             raise FileFormatError(f"The file is not a readable XLSX workbook ({type(exc).__name__}).") from None
         try:
             sheet = workbook.worksheets[0]
+            # The sheet's declared size is the file's word, and a single cell at XFD1048576 makes it a
+            # billion cells: read the rows as they are instead (a gap row is empty, a row ends at its last cell).
+            sheet.reset_dimensions()
             yield from _squared(_cell_values(sheet.iter_rows()))
         finally:
             workbook.close()
 
 
 def _cell_values(rows):
-    """Each row's values; a formula cell is an error (its value is whatever the spreadsheet last computed)."""
+    """Each row's values; a formula cell is an error (its value is whatever the spreadsheet last computed).
+
+    At most ``XLSX_MAX_CELLS`` cells are read, gaps within rows included: a
+    small file can place cells so that the rows between them are wide.
+    """
+    cells = 0
     for number, row in enumerate(rows, 1):
+        cells += len(row)
+        if cells > XLSX_MAX_CELLS:
+            raise FileFormatError(
+                f"The sheet holds more than {XLSX_MAX_CELLS:,} cells (counting the empty ones between filled "
+                f"ones) by row {number:,}: split it, or save it as CSV."
+            )
         values = []
         for cell in row:
             if getattr(cell, "data_type", None) == "f":

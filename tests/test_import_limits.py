@@ -213,3 +213,31 @@ def test_read_dataset_streams_every_format():
     assert [list(chunk) for chunk in stream.chunks(10)] == [[("Ann", "a@example.com")]], "read again from the start"
     json_stream = read_dataset(b'[{"name": "Ann"},\n {"name": "Bob"}]', "json")
     assert [chunk.source_rows for chunk in json_stream.chunks(1)] == [[1], [2]]
+
+
+def test_one_far_cell_in_a_tiny_xlsx_is_refused_at_once(root_client, settings):
+    """A 5 KB workbook with a cell at XFD1048576 declares a billion cells; it held a server thread for 5 minutes."""
+    book = openpyxl.Workbook()
+    book.active.append(["name", "email", "country", "status", "tier"])
+    book.active.append(["Ann", "a@example.com", "DE", "lead", "gold"])
+    book.active["XFD1048576"] = "far"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    assert len(buffer.getvalue()) < 10_000
+    text = page_text(upload(root_client, "customers", Customer, buffer.getvalue(), name="far.xlsx"))
+    assert "Row 1048576 has 16,384 cells but the header row has 5" in text
+    assert Customer.objects.using("customers").count() == 0
+
+
+def test_an_xlsx_whose_rows_are_mostly_gaps_stops_at_the_cell_cap(root_client, monkeypatch):
+    from admin_site import formats
+
+    monkeypatch.setattr(formats, "XLSX_MAX_CELLS", 5_000)
+    book = openpyxl.Workbook()
+    book.active.append(["name", "email", "country", "status", "tier"])
+    for row in range(2, 3000):
+        book.active.cell(row=row, column=5, value="gold")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    text = page_text(upload(root_client, "customers", Customer, buffer.getvalue(), name="gaps.xlsx"))
+    assert "The sheet holds more than 5,000 cells" in text
