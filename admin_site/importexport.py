@@ -8,6 +8,7 @@ own add/change/view permissions, streamed exports and the audit trail.
 
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.db import Error as DatabaseDriverError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
@@ -253,6 +254,20 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
                 self.admin_site.tag_log_entries(entries if isinstance(entries, list) else [entries])
 
     # -- export ------------------------------------------------------------------
+
+    def get_export_queryset(self, request):
+        """The list's rows as its query string filters them; a filter the list would refuse is a 400, not a 500.
+
+        The changelist answers a bad lookup with a redirect to ``?e=1``; the
+        export's address only ever carries the list's own filters, so anything
+        else was typed or crafted.
+        """
+        try:
+            return super().get_export_queryset(request)
+        except IncorrectLookupParameters:
+            raise BadRequest(
+                "The filters in this address are not ones the list offers: export from the list."
+            ) from None
 
     def get_valid_export_item_pks(self, request):
         """Only the selected pks that this panel's queryset holds (stock: the whole default table)."""

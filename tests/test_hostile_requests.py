@@ -447,3 +447,13 @@ def test_import_confirm_parameters_never_500(client, superuser, panel):
             for value in values:
                 requests.post(url, {**base, name: value})
     requests.assert_none_failed()
+
+
+@pytest.mark.parametrize("query", ["foo=1", "format=0", "id__gte=1e400", "created_at__year=99999999999"])
+def test_an_export_address_with_a_filter_the_list_refuses_is_a_bad_request(root_client, query):
+    from console.customers.models import Customer
+    from tests.utils import admin_url
+
+    url = admin_url("customers", Customer, "export") + "?" + query
+    assert root_client.get(url).status_code == 400
+    assert root_client.post(url, {"format": "0"}).status_code == 400
