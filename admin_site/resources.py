@@ -148,6 +148,8 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         self._row_number = None
         self._need_pks, self._m2m_file_fields = True, None
         self._seen_unique = {}
+        # Set per file by before_import; the package goes on to the rows even when before_import failed.
+        self._not_in_file, self._file_fields = set(), None
         #: Whether new rows' pks are read back (for the admin's history entries); ``run_import`` sets it.
         self.read_back_pks = True
         #: Called with 1 after each row (the command line's progress bar).

@@ -173,3 +173,22 @@ def test_change_user_alone_grants_no_privilege_through_the_user_form(client):
     assert client.post(password_url, form).status_code == 403
     assert client.post(admin_url("users", User, "change", root.pk), {"username": "boss"}).status_code == 403
     assert User.objects.db_manager("users").get(pk=root.pk).check_password("pw")
+
+
+def test_the_command_line_does_not_filter_on_a_secret(tmp_path):
+    """A filter on the hash would give it away a prefix at a time."""
+    seed_users()
+    out = tmp_path / "users.csv"
+    for lookup in ("password__startswith=md5", "password=x", "profile__user__password__contains=$"):
+        with pytest.raises(CommandError, match="a secret field cannot be filtered on"):
+            call_command("export_records", "auth.User", "--database", "users", "-o", str(out), "--filter", lookup)
+
+
+def test_a_refused_privilege_column_in_an_update_file_is_one_clear_problem(client):
+    """The package goes on to the rows after a header problem: no internal error may show up there."""
+    clerk = staff("clerk", "access_users", "add_user", "change_user")
+    client.force_login(clerk)
+    text = page_text(upload_users(client, f"id,username,is_superuser\n{clerk.pk},clerk,1\n"))
+    assert "Only a superuser can import is_superuser" in text
+    assert "attribute" not in text and "Error" not in text.replace("errors", "")
+    assert not User.objects.using("users").get(pk=clerk.pk).is_superuser
