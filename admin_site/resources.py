@@ -573,6 +573,9 @@ def find_unique_conflicts(resource, dataset, seen=None):
     headers = dataset.headers or []
     source_rows = getattr(dataset, "source_rows", None)
     conflicts = defaultdict(dict)
+    if id_column in headers:
+        for number, message in hidden_keys(resource, dataset.get_col(headers.index(id_column))).items():
+            conflicts[number][id_field] = message
     for field in resource.fields.values():
         if field.readonly or field.column_name not in headers or not field.attribute:
             continue
@@ -619,6 +622,40 @@ def find_unique_conflicts(resource, dataset, seen=None):
                         f"({existing}) already exists in this database."
                     )
     return dict(conflicts)
+
+
+def hidden_keys(resource, keys):
+    """Row number -> message for keys of rows the table holds but this list does not show (a proxy's manager).
+
+    The import would take such a row for a new one and the database would
+    refuse its key at the confirm; it is a row problem in the preview instead.
+    """
+    model = resource._meta.model
+    pk = model._meta.pk
+    wanted = {}
+    for number, key in enumerate(keys, 1):
+        try:
+            value = pk.to_python(key)
+        except ValidationError:
+            continue  # the row's own validation reports it
+        if value not in (None, ""):
+            wanted.setdefault(value, []).append(number)
+    if not wanted:
+        return {}
+    values, hidden = list(wanted), set()
+    table = model._meta.concrete_model._base_manager.using(resource.using)
+    shown = resource.get_queryset()
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        chunk = values[start : start + LOOKUP_CHUNK]
+        in_table = set(table.filter(pk__in=chunk).values_list("pk", flat=True))
+        if in_table:
+            hidden |= in_table - set(shown.filter(pk__in=in_table).values_list("pk", flat=True))
+    name = model._meta.verbose_name
+    return {
+        number: f"The row with {pk.name} {key} is not a {name}: it cannot be imported into this list."
+        for key in hidden
+        for number in wanted[key]
+    }
 
 
 def _normalise(value):

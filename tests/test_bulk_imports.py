@@ -301,3 +301,17 @@ def test_a_proxy_checks_the_constraints_of_its_concrete_model():
     with pytest.raises(ValidationError) as cleaner_says:
         FieldCleaner(LineProxy).full_clean(duplicate, exclude=set())
     assert cleaner_says.value.message_dict == django_says.value.message_dict
+
+
+def test_a_key_outside_a_proxys_list_is_a_row_problem_in_the_preview(root_client):
+    """Found by the attack run: the preview said "1 new", the confirm answered 409 with the database's error."""
+    seed = seed_customers("customers")
+    outside = seed["bob"]
+    Customer.objects.using("customers").filter(pk=outside.pk).update(tier="standard")
+    url = admin_url("customers", VipCustomer, "import")
+    content = f"id,name,email,country,tier\n{outside.pk},Hijacked,hij@vip.example,SE,vip\n".encode()
+    preview = root_client.post(url, {"format": "0", "import_file": SimpleUploadedFile("v.csv", content)})
+    text = preview.content.decode()
+    assert f"The row with id {outside.pk} is not a VIP customer" in text
+    assert "Confirm import" not in text
+    assert Customer.objects.using("customers").get(pk=outside.pk).name == outside.name
