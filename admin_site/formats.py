@@ -9,6 +9,7 @@ raise ``FileFormatError`` naming the line, row or cell at fault.  Messages
 quote at most a short excerpt of anything the file holds.
 """
 
+import contextlib
 import csv
 import io
 import itertools
@@ -45,7 +46,7 @@ def check_size(size, limit=None):
         raise FileFormatError(f"The file is {size / 1_048_576:.1f} MB; the limit is {limit / 1_048_576:.0f} MB.")
 
 
-def _short(text, limit=60):
+def excerpt(text, limit=60):
     """At most ``limit`` characters of ``text`` for a message: hostile files have long cells and names."""
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -111,7 +112,7 @@ class RowStream:
             next(source)  # the header, checked when the stream was made
         self._pending = None
         rows = itertools.chain(first, source)
-        with _closing(source):
+        with contextlib.closing(source):
             while True:
                 batch = list(itertools.islice(rows, size))
                 if not batch:
@@ -124,34 +125,10 @@ class RowStream:
                 yield dataset
 
 
-class _closing:
-    """Close a generator (and the file it holds open) when the ``with`` block ends, however it ends."""
-
-    def __init__(self, generator):
-        self.generator = generator
-
-    def __enter__(self):
-        return self.generator
-
-    def __exit__(self, *exc):
-        self.generator.close()
-
-
 def _opener(source):
     if isinstance(source, (bytes, bytearray)):
         return lambda: io.BytesIO(source)
     return lambda: open(source, "rb")  # a path
-
-
-def rows_to_dataset(stream):
-    """The whole of a ``RowStream`` as one tablib Dataset (small files: tests, the command line's demo files)."""
-    dataset = tablib.Dataset(headers=stream.headers)
-    dataset.source_rows = []
-    for chunk in stream.chunks(10_000):
-        for row, number in zip(chunk, chunk.source_rows, strict=True):
-            dataset.append(list(row))
-            dataset.source_rows.append(number)
-    return dataset
 
 
 def _text(binary, size=None):
@@ -209,7 +186,7 @@ class CSV(base_formats.CSV):
                 yield reader.line_num, row
         except csv.Error as exc:
             raise FileFormatError(
-                f"Line {max(reader.line_num, 1)} is not valid {self.get_title().upper()}: {_short(exc, 120)}."
+                f"Line {max(reader.line_num, 1)} is not valid {self.get_title().upper()}: {excerpt(exc, 120)}."
             ) from None
 
 
@@ -233,7 +210,7 @@ class JSON(base_formats.JSON):
                 headers = list(item)
                 yield 0, headers
             elif not item.keys() <= set(headers):
-                extra = ", ".join(_short(k, 40) for k in list(item.keys() - set(headers))[:5])
+                extra = ", ".join(excerpt(k, 40) for k in list(item.keys() - set(headers))[:5])
                 raise FileFormatError(
                     f"Object {number} has keys the first object has not ({extra}): "
                     "the first object must name every column."
@@ -241,7 +218,7 @@ class JSON(base_formats.JSON):
             for key, value in item.items():
                 if isinstance(value, (dict, list)):
                     raise FileFormatError(
-                        f"Row {number}, column “{_short(key, 40)}”: nested objects or lists cannot be imported."
+                        f"Row {number}, column “{excerpt(key, 40)}”: nested objects or lists cannot be imported."
                     )
             yield number, [item.get(key) for key in headers]
         if headers is None:
@@ -360,7 +337,7 @@ def _cell_values(rows):
         for cell in row:
             if getattr(cell, "data_type", None) == "f":
                 raise FileFormatError(
-                    f"Row {number}, cell {cell.coordinate} holds a formula ({_short(cell.value, 40)}): an import "
+                    f"Row {number}, cell {cell.coordinate} holds a formula ({excerpt(cell.value, 40)}): an import "
                     "takes values. In the spreadsheet, copy the cells and paste them as values, then upload again."
                 )
             values.append(cell.value)
@@ -404,7 +381,7 @@ def check_xlsx(binary):
         )
     broken = archive.testzip()
     if broken:
-        raise FileFormatError(f"The workbook is damaged ({_short(broken)} is corrupt).")
+        raise FileFormatError(f"The workbook is damaged ({excerpt(broken)} is corrupt).")
     binary.seek(0)
 
 

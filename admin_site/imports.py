@@ -18,7 +18,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from import_export.results import Result
 
 from admin_site.audit import audited
-from admin_site.formats import BY_NAME, FileFormatError, check_size
+from admin_site.formats import BY_NAME, FileFormatError, check_size, excerpt
 from admin_site.models import TransferRecord
 from admin_site.pinning import using_database
 
@@ -47,11 +47,6 @@ def database_failure(result):
 def max_problems():
     """Problems collected before checking stops (``CONSOLE_IMPORT_MAX_PROBLEMS``)."""
     return getattr(settings, "CONSOLE_IMPORT_MAX_PROBLEMS", 1000)
-
-
-def excerpt(text, limit):
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from django.db import models, router
 from import_export import resources, widgets
 
 from admin_site.bulk import FieldCleaner, field_names, insert_rows, instance_factory
-from admin_site.imports import DATABASE_FAILURES, database_failure, excerpt, problems, run_import
+from admin_site.formats import excerpt
+from admin_site.imports import DATABASE_FAILURES, database_failure, problems, run_import
 from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
 

@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from admin_site import search
+from admin_site.exports import rows as export_rows
 from console.customers.models import Address, BusinessCustomer, Customer, Order, OrderLine, Tag
 from console.profiles.models import Profile, Team
 from tests.settings import CONSOLE_DATABASES
@@ -45,6 +46,21 @@ def superuser():
 def root_client(client, superuser):
     client.force_login(superuser)
     return client
+
+
+@pytest.fixture
+def stream_connections(monkeypatch):
+    """Every separate connection an export opens."""
+    opened = []
+    original = export_rows.open_stream_connection
+
+    def recording(alias):
+        connection = original(alias)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(export_rows, "open_stream_connection", recording)
+    return opened
 
 
 def seed_customers(alias, suffix=""):

@@ -129,24 +129,15 @@ def test_an_abandoned_download_is_recorded_as_stopped(root_client, monkeypatch):
 
 
 @committed
-def test_killing_the_streaming_connection_mid_export_fails_the_download_and_the_record(root_client, monkeypatch):
+def test_killing_the_streaming_connection_mid_export_fails_the_download_and_the_record(root_client, stream_connections):
     if connections["archive"].vendor != "mysql":
         pytest.skip("a real connection kill needs MariaDB/MySQL")
-    opened = []
-    original = export_rows.open_stream_connection
-
-    def recording(alias):
-        connection = original(alias)
-        opened.append(connection)
-        return connection
-
-    monkeypatch.setattr(export_rows, "open_stream_connection", recording)
     # 24 MB of rows: far more than the socket buffers hold, so the server is still sending when it is killed.
     customers("archive", 6000, notes="n" * 4000)
     response = export_file(root_client, "archive", Customer, FORMAT["csv"])
     chunks = iter(response.streaming_content)
     next(chunks), next(chunks)  # the header and the first 1,000 rows
-    [stream] = opened
+    [stream] = stream_connections
     thread_id = stream.connection.thread_id()
     killer = connections.create_connection("archive")
     try:

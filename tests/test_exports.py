@@ -412,21 +412,6 @@ def test_unknown_format_is_refused():
 # Streaming and connections ------------------------------------------------------------
 
 
-@pytest.fixture
-def stream_connections(monkeypatch):
-    """Every separate connection an export opens."""
-    opened = []
-    original = export_rows.open_stream_connection
-
-    def recording(alias):
-        connection = original(alias)
-        opened.append(connection)
-        return connection
-
-    monkeypatch.setattr(export_rows, "open_stream_connection", recording)
-    return opened
-
-
 def bulk_customers(alias, count, prefix="bulk"):
     Customer.objects.using(alias).bulk_create(
         [Customer(name=f"{prefix} {n}", email=f"{prefix}{n}@example.com", country="DE") for n in range(count)],
