@@ -29,11 +29,11 @@ setup: $(BIN)/.installed
 	$(BIN)/python manage.py create_login --password-file var/login.txt
 
 ## Apache + mod_wsgi-express in daemon mode when apache2-dev is present (as root, the daemon runs as
-## www-data from a world-readable runtime: tests/e2e/express.py); otherwise Django's development server.
+## www-data from a world-readable runtime: admin_site/express.py); otherwise Django's development server.
 run: setup $(if $(APXS),$(BIN)/.installed-wsgi)
 	@echo "Data Console on http://$(HOST):$(PORT)/  ($$(cat var/login.txt))"
 ifneq ($(APXS),)
-	$(BIN)/python -m tests.e2e.express run --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 else
 	@echo "NOTE: Apache development files not found (apt-get install apache2-dev); serving with Django's development server instead."
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -12,7 +12,8 @@ from django.contrib.admin.options import csrf_protect_m
 from django.db import connections, transaction
 from django.utils.translation import gettext as _
 
-from admin_site.changelists import (
+from admin_site.changelists.filters import bind_list_filter
+from admin_site.changelists.main import (
     COUNT_TIME_LIMIT,
     EXACT_COUNT_MAX,
     SEARCH_TIME_LIMIT,
@@ -20,11 +21,10 @@ from admin_site.changelists import (
     DatabaseChangeList,
     column_value,
 )
-from admin_site.filters import bind_list_filter
-from admin_site.importexport import DatabaseImportExportMixin
+from admin_site.changelists.results import action_checkbox_html
+from admin_site.changelists.search import fulltext_plan, matches, quote, walking
 from admin_site.pinning import using_database
-from admin_site.results import action_checkbox_html
-from admin_site.search import fulltext_plan, matches, quote, walking
+from admin_site.transfers.options import DatabaseImportExportMixin
 
 
 def bind_form(form_class, alias):
@@ -76,7 +76,7 @@ class DatabaseBoundMixin:
 class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``); brings import/export."""
 
-    # Big tables (admin_site.changelists, admin_site.search): counts that never scan.
+    # Big tables (admin_site.changelists.main, admin_site.changelists.search): counts that never scan.
     paginator = ChangeListPaginator
     #: Rows counted exactly at most; an unfiltered table above it shows its estimate.
     exact_count_max = EXACT_COUNT_MAX
@@ -112,7 +112,7 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
     def response_action(self, request, queryset):
         """An action on ticked rows of a search takes every ticked row Django's search finds.
 
-        A walked page (``admin_site.search``) shows Django's ``LIKE`` results,
+        A walked page (``admin_site.changelists.search``) shows Django's ``LIKE`` results,
         which may hold a row the FULLTEXT index does not (a term inside a
         word); re-applying the index would leave that ticked row out.  An
         action on every row ("select all") keeps the index: never more rows

@@ -267,7 +267,7 @@ def number_link(body, number):
 
 
 def forget_common_searches():
-    from admin_site import search
+    from admin_site.changelists import search
 
     search._common.clear()
 
@@ -432,8 +432,8 @@ def serve_and_load(url, name, paths, seconds, concurrency):
     import secrets
     import shutil
 
+    from admin_site.express import Server, prepare_runtime, trusted_cache
     from tests.e2e.client import Client
-    from tests.e2e.express import Server, prepare_runtime, trusted_cache
 
     work = Path(tempfile.mkdtemp(prefix="bench-cl-", dir=trusted_cache() if os.geteuid() == 0 else None))
     os.chmod(work, 0o755)

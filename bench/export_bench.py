@@ -74,8 +74,8 @@ def measure(name, rows, out):
     setup_django()
     from django.db import connections
 
-    from admin_site.exports import stream_export
-    from admin_site.resources import resource_for
+    from admin_site.transfers.exports import stream_export
+    from admin_site.transfers.resources import resource_for
     from console.customers.models import Customer
 
     rss_before = peak_rss_mb()

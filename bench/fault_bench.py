@@ -63,9 +63,9 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from admin_site.express import Server, prepare_runtime, trusted_cache  # noqa: E402
 from tests.e2e.client import Response, _multipart  # noqa: E402
 from tests.e2e.conftest import PANELS, SEED_USERS  # noqa: E402
-from tests.e2e.express import Server, prepare_runtime, trusted_cache  # noqa: E402
 
 CUSTOMERS = "/customers/customers/customer/"
 PAGES = ["/", "/legacy/", CUSTOMERS, *(f"{CUSTOMERS}?{q}" for q in ("q=Lindqvist", "status__exact=active", "p=2"))]

@@ -112,8 +112,8 @@ def raw_executemany(data):
 
 
 def console_import(data):
-    from admin_site.imports import read_dataset, run_import
-    from admin_site.resources import resource_for
+    from admin_site.transfers.imports import read_dataset, run_import
+    from admin_site.transfers.resources import resource_for
     from console.customers.models import Customer
 
     started = time.perf_counter()

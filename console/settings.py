@@ -110,7 +110,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Import/export (admin_site.importexport): uploads wait here between preview and
+# Import/export (admin_site.transfers.options): uploads wait here between preview and
 # confirm; with several hosts, point it at a directory they all mount.
 CONSOLE_IMPORT_DIR = Path(os.environ.get("CONSOLE_IMPORT_DIR", VAR_DIR / "imports"))
 CONSOLE_IMPORT_MAX_AGE = 24 * 3600  # seconds an unconfirmed upload is kept

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from admin_site import search
-from admin_site.exports import rows as export_rows
+from admin_site.changelists import search
+from admin_site.transfers.exports import rows as export_rows
 from console.customers.models import Address, BusinessCustomer, Customer, Order, OrderLine, Tag
 from console.profiles.models import Profile, Team
 from tests.settings import CONSOLE_DATABASES
@@ -26,7 +26,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 @pytest.fixture(autouse=True)
 def no_common_searches():
-    """Searches the process remembers as common (``admin_site.search.known_common``) are each test's own."""
+    """Searches the process remembers as common (``admin_site.changelists.search.known_common``) are each test's own."""
     search._common.clear()
 
 

@@ -1,4 +1,4 @@
-"""Files of new rows take a shorter per-row path (``admin_site.bulk``): it must accept,
+"""Files of new rows take a shorter per-row path (``admin_site.transfers.bulk``): it must accept,
 refuse and store exactly what the stock per-row path does."""
 
 from decimal import Decimal
@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.test.utils import isolate_apps
 from import_export import resources as stock_resources
 
-from admin_site import resources
-from admin_site.bulk import FieldCleaner, insert_rows, instance_factory
-from admin_site.imports import read_dataset, run_import
+from admin_site.transfers import resources
+from admin_site.transfers.bulk import FieldCleaner, insert_rows, instance_factory
+from admin_site.transfers.imports import read_dataset, run_import
 from console.customers.models import ActiveCustomer, BusinessCustomer, Customer, OrderLine, Tag, VipCustomer
 from tests.conftest import ALL_DATABASES, seed_customers
 from tests.utils import admin_url, form_data
@@ -173,7 +173,7 @@ def test_quick_acceptance_never_passes_what_field_clean_refuses_or_changes(name)
 
     from django.core.exceptions import ValidationError
 
-    from admin_site.bulk import str_acceptor
+    from admin_site.transfers.bulk import str_acceptor
 
     field = Customer._meta.get_field(name)
     accept = str_acceptor(field)

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.admin.views.main import ChangeList
 
 import admin_site.templatetags.panels as panels
-from admin_site.changelists import DatabaseChangeList
+from admin_site.changelists.main import DatabaseChangeList
 from console.customers.models import Address, Customer, Order
 from tests.conftest import ALL_DATABASES
 from tests.test_access import make_staff

@@ -17,9 +17,10 @@ import pytest
 from django.db import OperationalError, connections
 from django.db.models import Q
 
-from admin_site import changelists, search
-from admin_site.changelists import StatementTimeout, estimable, statement_time_limit
-from admin_site.search import Match, matches
+from admin_site.changelists import main as changelists
+from admin_site.changelists import search
+from admin_site.changelists.main import StatementTimeout, estimable, statement_time_limit
+from admin_site.changelists.search import Match, matches
 from admin_site.sites import all_sites
 from console.customers.models import ActiveCustomer, Address, Customer, Order, Tag
 from console.legacy.models import Custmast, Invoice

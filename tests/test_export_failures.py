@@ -15,11 +15,11 @@ from django.core.management import call_command
 from django.db import DatabaseError, OperationalError, connections
 from django.utils import timezone
 
-from admin_site import audit
-from admin_site.exports import rows as export_rows
-from admin_site.exports.framing import LAST_CHUNK
 from admin_site.models import TransferRecord
-from admin_site.uploads import sweep
+from admin_site.transfers import records as audit
+from admin_site.transfers.exports import rows as export_rows
+from admin_site.transfers.exports.framing import LAST_CHUNK
+from admin_site.transfers.uploads import sweep
 from console.customers.models import Customer
 from tests.conftest import ALL_DATABASES
 from tests.utils import admin_url, export_file, form_data
@@ -247,9 +247,9 @@ def test_the_sweep_fails_records_that_a_killed_process_left_running(settings):
 
 
 def test_an_import_record_is_running_while_the_import_runs(monkeypatch):
-    from admin_site import imports
-    from admin_site.imports import read_dataset, run_import
-    from admin_site.resources import resource_for
+    from admin_site.transfers import imports
+    from admin_site.transfers.imports import read_dataset, run_import
+    from admin_site.transfers.resources import resource_for
 
     seen = []
     original = imports.record_result

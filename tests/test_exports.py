@@ -1,4 +1,4 @@
-"""Streaming exports (``admin_site.exports``) and the ``export_records`` command.
+"""Streaming exports (``admin_site.transfers.exports``) and the ``export_records`` command.
 
 The exports must hold the rows of the panel's database only, as the queryset
 gives them, rendered as django-import-export renders them (so they import
@@ -34,10 +34,10 @@ from import_export.formats.base_formats import JSON as StockJSON
 from import_export.formats.base_formats import XLSX as StockXLSX
 from openpyxl.worksheet import _writer as openpyxl_writer
 
-from admin_site.exports import escape_formula, stream_export
-from admin_site.exports import rows as export_rows
 from admin_site.models import TransferRecord
-from admin_site.resources import DatabaseModelResource, resource_for
+from admin_site.transfers.exports import escape_formula, stream_export
+from admin_site.transfers.exports import rows as export_rows
+from admin_site.transfers.resources import DatabaseModelResource, resource_for
 from console.customers.models import Address, BusinessCustomer, Customer, Order, Tag, VipCustomer
 from tests.conftest import ALL_DATABASES, seed_customers
 from tests.utils import export_file

@@ -28,8 +28,8 @@ from django.contrib.admin.views.main import (
 )
 from django.urls import NoReverseMatch, reverse
 
-from admin_site import changelists
-from admin_site.changelists import CURSOR_VAR, make_cursor
+from admin_site.changelists import main as changelists
+from admin_site.changelists.main import CURSOR_VAR, make_cursor
 from admin_site.models import TransferRecord
 from admin_site.options import DatabaseAdminMixin
 from admin_site.sites import all_sites
@@ -400,7 +400,7 @@ def test_autocomplete_parameters_never_500(client, superuser, panel):
     requests.assert_none_failed()
 
 
-# -- the import confirm (admin_site/importexport.py: another change owns its fixes) ----------
+# -- the import confirm (admin_site/transfers/options.py: another change owns its fixes) ----------
 
 CONFIRM_VALUES = {
     "format": ["99", "abc", "-5", "-1", "1e400"],

@@ -10,9 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connections
 
-from admin_site import resources
-from admin_site.imports import read_dataset, run_import
 from admin_site.models import TransferRecord
+from admin_site.transfers import resources
+from admin_site.transfers.imports import read_dataset, run_import
 from console.customers.models import BusinessCustomer, Customer, Tag
 from tests.conftest import ALL_DATABASES
 from tests.test_imports import HEADER, confirm, page_text, upload

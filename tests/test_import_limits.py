@@ -14,10 +14,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 
-from admin_site.formats import RowStream
-from admin_site.imports import CHUNK_ROWS, read_dataset
 from admin_site.models import TransferRecord
-from admin_site.uploads import upload_dir
+from admin_site.transfers.formats import RowStream
+from admin_site.transfers.imports import CHUNK_ROWS, read_dataset
+from admin_site.transfers.uploads import upload_dir
 from console.customers.models import Customer, VipCustomer
 from tests.conftest import ALL_DATABASES
 from tests.test_imports import HEADER, confirm, page_text, upload
@@ -230,7 +230,7 @@ def test_one_far_cell_in_a_tiny_xlsx_is_refused_at_once(root_client, settings):
 
 
 def test_an_xlsx_whose_rows_are_mostly_gaps_stops_at_the_cell_cap(root_client, monkeypatch):
-    from admin_site import formats
+    from admin_site.transfers import formats
 
     monkeypatch.setattr(formats, "XLSX_MAX_CELLS", 5_000)
     book = openpyxl.Workbook()

@@ -16,9 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import Error as DatabaseDriverError
 from django.db import OperationalError
 
-from admin_site.formats import IMPORT_FORMATS
 from admin_site.models import TransferRecord
-from admin_site.uploads import sweep, upload_dir
+from admin_site.transfers.formats import IMPORT_FORMATS
+from admin_site.transfers.uploads import sweep, upload_dir
 from console.customers.models import Customer, Order, Tag
 from console.legacy.models import Custmast
 from tests.conftest import ALL_DATABASES, seed_customers
@@ -362,8 +362,8 @@ def test_import_and_export_urls_need_the_panel_permission(client):
 def test_connection_dropping_mid_import_rolls_back_everything_and_a_retry_succeeds(monkeypatch):
     from django.db import connections
 
-    from admin_site.imports import read_dataset, run_import
-    from admin_site.resources import DatabaseModelResource, resource_for
+    from admin_site.transfers.imports import read_dataset, run_import
+    from admin_site.transfers.resources import DatabaseModelResource, resource_for
 
     rows = "".join(f"C{i},c{i}@example.com,DE,lead,gold\n" for i in range(2500))
     dataset = read_dataset((HEADER + rows).encode(), "csv")
@@ -436,7 +436,7 @@ def test_audit_trail_is_read_only_on_the_console_panel(root_client):
 
 
 def test_database_failing_during_confirm_is_a_message_not_a_500(root_client, monkeypatch):
-    from admin_site.resources import DatabaseModelResource
+    from admin_site.transfers.resources import DatabaseModelResource
 
     preview = upload(root_client, "customers", Customer, HEADER + "Ann,a@example.com,DE,lead,gold\n")
 

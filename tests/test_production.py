@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from django.core.management.utils import get_random_secret_key
 
+from admin_site import express
 from admin_site.conf import env_var
 from console import settings as base_settings
-from tests.e2e import express
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEPLOY = BASE_DIR / "deploy"

@@ -1,4 +1,4 @@
-"""The changelist's rows as ``admin_site.results`` renders them are Django's rows, byte for byte.
+"""The changelist's rows as ``admin_site.changelists.results`` renders them are Django's rows, byte for byte.
 
 Each test renders the same page twice, once with Django's ``items_for_result``
 and once with ``fast_results``, and compares the table a user sees: every
@@ -15,8 +15,8 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 
-from admin_site.changelists import DatabaseChangeList
-from admin_site.results import _RowLink
+from admin_site.changelists.main import DatabaseChangeList
+from admin_site.changelists.results import _RowLink
 from admin_site.sites import all_sites
 from console.customers.models import Customer
 from console.legacy.models import Custmast, Invoice

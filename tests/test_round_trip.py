@@ -23,9 +23,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from admin_site.formats import IMPORT_FORMATS
 from admin_site.models import PanelLogEntry, TransferRecord
 from admin_site.sites import all_sites
+from admin_site.transfers.formats import IMPORT_FORMATS
 from console.customers.models import BusinessCustomer, Customer
 from tests.conftest import ALL_DATABASES
 from tests.utils import admin_url, export_file, form_data

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from admin_site.resources import DatabaseModelResource, resource_for
+from admin_site.transfers.resources import DatabaseModelResource, resource_for
 from console.customers.models import Customer
 from tests.conftest import ALL_DATABASES, seed_users
 from tests.test_imports import FORMAT, confirm, page_text

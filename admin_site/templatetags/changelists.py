@@ -19,7 +19,7 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from admin_site.results import fast_results
+from admin_site.changelists.results import fast_results
 
 register = template.Library()
 
@@ -78,7 +78,7 @@ def bounded_date_hierarchy_tag(parser, token):
 
 
 def fast_result_list(cl):
-    """Django's ``result_list`` context, its rows from ``admin_site.results.fast_results``."""
+    """Django's ``result_list`` context, its rows from ``admin_site.changelists.results.fast_results``."""
     headers = list(result_headers(cl))
     return {
         "cl": cl,

@@ -10,7 +10,7 @@ from django.urls import path
 from django.utils import timezone
 
 import admin_site
-from admin_site.filters import ColumnValuesFieldListFilter, RelatedIdFieldListFilter
+from admin_site.changelists.filters import ColumnValuesFieldListFilter, RelatedIdFieldListFilter
 from admin_site.options import DatabaseModelAdmin, DatabaseTabularInline
 from console.customers.models import (
     ActiveCustomer,

@@ -5,7 +5,7 @@
 """
 
 import admin_site
-from admin_site.filters import RelatedIdFieldListFilter
+from admin_site.changelists.filters import RelatedIdFieldListFilter
 from admin_site.options import DatabaseModelAdmin, ReadOnlyAdminMixin
 from console.legacy.models import Custmast, Invoice, VOpenInvoices
 

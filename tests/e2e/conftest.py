@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from admin_site.express import REPO, Runtime, Server, ServerError, Unavailable, prepare_runtime, trusted_cache
 from tests.e2e.client import Client
-from tests.e2e.express import REPO, Runtime, Server, ServerError, Unavailable, prepare_runtime, trusted_cache
 
 HERE = Path(__file__).resolve().parent
 REQUIRED = os.environ.get("CONSOLE_E2E_REQUIRED") == "1"
@@ -262,7 +262,7 @@ def server_processes(server):
     """(pid, user, command line) of every live process of ``server``."""
     import pwd
 
-    from tests.e2e.express import session_processes
+    from admin_site.express import session_processes
 
     found = []
     for pid in session_processes(server.process.pid):

@@ -13,8 +13,8 @@ import threading
 import time
 import uuid
 
+from admin_site.express import import_max_bytes
 from tests.e2e.conftest import PANELS, server_processes
-from tests.e2e.express import import_max_bytes
 
 CUSTOMERS = "/customers/customers/customer/"
 

@@ -4,7 +4,7 @@
     manage.py export_records customers.VipCustomer --database customers --format json --filter country=DE
 
 The whole command runs with the alias pinned (``admin_site.pinning``) and
-reads through ``admin_site.exports.stream_export``, so a million rows go out
+reads through ``admin_site.transfers.exports.stream_export``, so a million rows go out
 with flat memory.  A file is written under a temporary name and renamed when
 complete: a failed export never leaves a file that looks finished.
 """
@@ -21,11 +21,11 @@ from django.core.exceptions import FieldError, ValidationError
 from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
-from admin_site.audit import audited
 from admin_site.conf import panel_apps
-from admin_site.exports import FORMATS, stream_export
 from admin_site.pinning import using_database
-from admin_site.resources import resource_for
+from admin_site.transfers.exports import FORMATS, stream_export
+from admin_site.transfers.records import audited
+from admin_site.transfers.resources import resource_for
 from routers import app_label_of
 
 STDOUT = "<stdout>"

@@ -16,10 +16,10 @@ from django.core.management import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 from tqdm import tqdm
 
-from admin_site.formats import BY_NAME, FileFormatError, excerpt, max_upload_bytes
-from admin_site.imports import read_dataset, run_import
 from admin_site.pinning import using_database
-from admin_site.resources import resource_for
+from admin_site.transfers.formats import BY_NAME, FileFormatError, excerpt, max_upload_bytes
+from admin_site.transfers.imports import read_dataset, run_import
+from admin_site.transfers.resources import resource_for
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@
 
 from django.core.management import BaseCommand
 
-from admin_site.audit import fail_stale_transfers, transfer_stale_after
-from admin_site.uploads import max_age, sweep, upload_dir
+from admin_site.transfers.records import fail_stale_transfers, transfer_stale_after
+from admin_site.transfers.uploads import max_age, sweep, upload_dir
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-#: Customer search (admin_site.search) matches words with MATCH ... AGAINST on MySQL/MariaDB.
+#: Customer search (admin_site.changelists.search) matches words with MATCH ... AGAINST on MySQL/MariaDB.
 FULLTEXT_INDEX = "customer_name_email_ft"
 
 

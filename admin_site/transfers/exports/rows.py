@@ -13,7 +13,7 @@ from import_export import fields as ie_fields
 from import_export import resources as ie_resources
 from import_export import widgets
 
-from admin_site.exports.cells import (
+from admin_site.transfers.exports.cells import (
     CSV,
     NATIVE,
     TEXT_FIELDS,

@@ -1,4 +1,4 @@
-"""Serve the console with mod_wsgi-express (Apache, daemon mode): the one harness behind ``make run`` and the e2e tests.
+"""Serve the console with mod_wsgi-express (Apache, daemon mode): ``manage.py serve`` and the e2e tests.
 
 Why a harness and not a bare ``manage.py runmodwsgi``:
 
@@ -18,11 +18,10 @@ Why a harness and not a bare ``manage.py runmodwsgi``:
 - Readiness is an HTTP answer, not a pid file; stopping is SIGTERM to the Apache
   parent and a wait, then a check that no process of the server's session is left.
 
-Usage: ``python -m tests.e2e.express run [--host H] [--port P]`` (``make run``);
-the tests use ``prepare_runtime`` and ``Server``.
+``manage.py serve [--host H] [--port P]`` (``make run``) uses ``serve``; the e2e
+tests and the benches use ``prepare_runtime`` and ``Server``.
 """
 
-import argparse
 import contextlib
 import fcntl
 import grp
@@ -41,7 +40,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 #: World-readable, root-owned home of the cached runtimes (and of run directories when serving as root).
 CACHE = Path(os.environ.get("CONSOLE_RUNTIME_CACHE", "/var/tmp/data-console"))
 REQUIREMENTS = ("requirements.txt", "requirements-wsgi.txt")
@@ -433,23 +432,3 @@ def serve(host, port, processes, threads):
             server.stop()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run"])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
-    options = parser.parse_args(argv)
-    try:
-        serve(options.host, options.port, options.processes, options.threads)
-    except Unavailable as reason:
-        print(f"NOTE: {reason}; serving with Django's development server instead.", flush=True)
-        address = f"{options.host}:{options.port}"
-        os.execv(sys.executable, [sys.executable, str(REPO / "manage.py"), "runserver", address])
-
-
-if __name__ == "__main__":
-    main()

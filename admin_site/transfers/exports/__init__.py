@@ -47,9 +47,9 @@ from django.db.models.query import ModelIterable, QuerySet
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from admin_site.exports.cells import CSV, NATIVE, TEXT, escape_formula
-from admin_site.exports.rows import _Plan, open_stream_connection
 from admin_site.pinning import pinned_iterator, using_database
+from admin_site.transfers.exports.cells import CSV, NATIVE, TEXT, escape_formula
+from admin_site.transfers.exports.rows import _Plan, open_stream_connection
 
 __all__ = ["Export", "escape_formula", "open_stream_connection", "stream_export", "xlsx_max_rows"]
 

@@ -45,7 +45,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
 
-from admin_site.search import known_common, matches, remember_common, search_key, walking
+from admin_site.changelists.search import known_common, matches, remember_common, search_key, walking
 
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
@@ -379,7 +379,7 @@ class OpenPage(Page):
 class ChangeListPaginator(Paginator):
     """Pages of a changelist counted by ``count_rows``; pages past an inexact count still work.
 
-    A FULLTEXT search (``admin_site.search``) is counted for at most
+    A FULLTEXT search (``admin_site.changelists.search``) is counted for at most
     ``search_time_limit``; when it cannot be counted exactly in that time, the
     word is a common one and its pages are read by walking the list
     (``search.walking``) for at most as long again, before the index answers
@@ -556,7 +556,7 @@ class DatabaseChangeList(ChangeList):
 
     #: ``admin/change_list.html`` shows ``date_hierarchy_context()`` instead of Django's hierarchy.
     bounded_dates = True
-    #: ... and renders the rows with ``admin_site.results.fast_results`` (Django's HTML, per column).
+    #: ... and renders the rows with ``admin_site.changelists.results.fast_results`` (Django's HTML, per column).
     fast_results = True
     #: ... and its filters with the ``fast_list_filter`` tag (Django's HTML, without a template per filter).
     fast_filters = True

@@ -19,7 +19,7 @@ from import_export import exceptions, widgets
 from import_export.results import RowResult
 from import_export.utils import atomic_if_using_transaction
 
-from admin_site.bulk import MEMO_SIZE, field_names
+from admin_site.transfers.bulk import MEMO_SIZE, field_names
 
 #: Widgets whose ``clean`` depends on the cell alone and returns an immutable value.
 PURE_WIDGETS = (

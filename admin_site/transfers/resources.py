@@ -11,7 +11,7 @@ Speed: rows are written in bulk, and the per-row unique checks of
 ``full_clean`` (one query per unique field per row) are replaced by one
 query per unique field per batch of values, plus a check for duplicates
 inside the file.  A file of new rows (no key column) takes a loop of its
-own that cleans and validates a column at a time (``admin_site.newrows``).
+own that cleans and validates a column at a time (``admin_site.transfers.newrows``).
 Many-to-many columns, which
 stock bulk mode ignores, are validated per row and written in bulk through
 the relation's table.
@@ -23,11 +23,11 @@ from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, 
 from django.db import models, router
 from import_export import resources, widgets
 
-from admin_site.bulk import FieldCleaner, field_names, insert_rows, instance_factory
-from admin_site.formats import excerpt
-from admin_site.imports import DATABASE_FAILURES, database_failure, problems, run_import
-from admin_site.newrows import CellError, NewRowsMixin, widget_message
 from admin_site.pinning import using_database
+from admin_site.transfers.bulk import FieldCleaner, field_names, insert_rows, instance_factory
+from admin_site.transfers.formats import excerpt
+from admin_site.transfers.imports import DATABASE_FAILURES, database_failure, problems, run_import
+from admin_site.transfers.newrows import CellError, NewRowsMixin, widget_message
 
 #: Values per ``IN (...)`` query when checking unique columns against the database.
 LOOKUP_CHUNK = 2000
@@ -56,7 +56,7 @@ class TextWidget(widgets.CharWidget):
     """Text that takes back the export's formula guard: "'+46 8 555" imports as "+46 8 555".
 
     Exports prefix a text cell starting with = + - @ tab or CR with an
-    apostrophe (see ``admin_site.exports``), so that a spreadsheet shows it
+    apostrophe (see ``admin_site.transfers.exports``), so that a spreadsheet shows it
     as text; importing the file again must give the original value.  In a
     column that holds NULL (``allow_blank=False``) an empty cell is NULL, as
     the export writes NULL: a unique nullable column (a VAT number) would

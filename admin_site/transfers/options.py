@@ -21,13 +21,13 @@ from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 from import_export.results import RowResult
 
-from admin_site.audit import audited, record_progress
-from admin_site.exports import stream_export, xlsx_max_rows
-from admin_site.exports.framing import frame_chunks_if_relayed
-from admin_site.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, check_size
-from admin_site.imports import PREVIEW_ROWS
-from admin_site.resources import resource_for
-from admin_site.uploads import SharedUploadStorage
+from admin_site.transfers.exports import stream_export, xlsx_max_rows
+from admin_site.transfers.exports.framing import frame_chunks_if_relayed
+from admin_site.transfers.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, check_size
+from admin_site.transfers.imports import PREVIEW_ROWS
+from admin_site.transfers.records import audited, record_progress
+from admin_site.transfers.resources import resource_for
+from admin_site.transfers.uploads import SharedUploadStorage
 
 
 class UploadForm(ImportForm):

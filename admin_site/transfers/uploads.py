@@ -22,7 +22,7 @@ from uuid import uuid4
 from django.conf import settings
 from import_export.tmp_storages import BaseStorage
 
-from admin_site.audit import fail_stale_transfers
+from admin_site.transfers.records import fail_stale_transfers
 
 
 def upload_dir():
@@ -86,7 +86,7 @@ def sweep(older_than=None):
     """Delete uploads older than ``older_than`` seconds; return how many went.
 
     Transfer records that a dead process left running are marked failed too
-    (``admin_site.audit.fail_stale_transfers``).
+    (``admin_site.transfers.records.fail_stale_transfers``).
     """
     fail_stale_transfers()
     limit = time.time() - (max_age() if older_than is None else older_than)

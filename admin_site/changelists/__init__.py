@@ -1,0 +1,1 @@
+"""Big-table changelists: counts that never scan, pages past them, searches through the index."""

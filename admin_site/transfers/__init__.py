@@ -1,0 +1,1 @@
+"""Import and export: files read and written in bounded chunks, bound to the panel's database."""
