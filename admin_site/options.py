@@ -8,21 +8,11 @@ when called outside a pinned request.  Each override names the leak it closes
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
-from django.contrib.admin.options import csrf_protect_m
 from django.db import connections, transaction
-from django.utils.translation import gettext as _
 
 from admin_site.changelists.filters import bind_list_filter
-from admin_site.changelists.main import (
-    COUNT_TIME_LIMIT,
-    EXACT_COUNT_MAX,
-    SEARCH_TIME_LIMIT,
-    ChangeListPaginator,
-    DatabaseChangeList,
-    column_value,
-)
-from admin_site.changelists.results import action_checkbox_html
-from admin_site.changelists.search import fulltext_plan, matches, quote, walking
+from admin_site.changelists.options import BigTableListMixin
+from admin_site.changelists.values import column_value
 from admin_site.pinning import using_database
 from admin_site.transfers.options import DatabaseImportExportMixin
 
@@ -30,7 +20,7 @@ from admin_site.transfers.options import DatabaseImportExportMixin
 def bind_form(form_class, alias):
     """Subclass ``form_class`` so model validation runs with ``alias`` pinned.
 
-    ``_post_clean`` covers FK assignment (allow_relation, #8), field and FK
+    ``full_clean`` covers FK assignment (allow_relation, #8), field and FK
     validation (#7) and unique/date checks (#6); ``is_valid`` also covers the
     inline DELETE check's collector (#5).
     """
@@ -40,9 +30,9 @@ def bind_form(form_class, alias):
     class DatabaseBoundForm(form_class):
         bound_database = alias
 
-        def _post_clean(self):
+        def full_clean(self):
             with using_database(alias):
-                super()._post_clean()
+                super().full_clean()
 
         def is_valid(self):
             with using_database(alias):
@@ -73,54 +63,8 @@ class DatabaseBoundMixin:
         return super().formfield_for_manytomany(db_field, request, using=self.alias, **kwargs)
 
 
-class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
-    """Put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``); brings import/export."""
-
-    # Big tables (admin_site.changelists.main, admin_site.changelists.search): counts that never scan.
-    paginator = ChangeListPaginator
-    #: Rows counted exactly at most; an unfiltered table above it shows its estimate.
-    exact_count_max = EXACT_COUNT_MAX
-    #: Seconds a count may take (about what a whole page costs) before the list says "more than N" instead.
-    count_time_limit = COUNT_TIME_LIMIT
-    #: Seconds a FULLTEXT search's count may take; past it the word is common, and its pages are read by
-    #: walking the list with Django's LIKE (as long again at most) before the index answers them.
-    search_time_limit = SEARCH_TIME_LIMIT
-    #: Columns of a FULLTEXT index (MySQL/MariaDB) that can answer ``search_fields`` on them.
-    search_fulltext_fields = ()
-
-    def get_changelist(self, request, **kwargs):
-        return DatabaseChangeList
-
-    def action_checkbox(self, obj):
-        """Django's checkbox, without a widget template render per row (a fifth of a 50-row page's time)."""
-        return action_checkbox_html(obj, _("Select this object for an action - {}"))
-
-    def get_search_results(self, request, queryset, search_term):
-        """Search words through the FULLTEXT index where there is one, with Django's results."""
-        plan = fulltext_plan(self, request, queryset, search_term)
-        if plan is None:
-            return super().get_search_results(request, queryset, search_term)
-        like_terms, conditions = plan
-        may_have_duplicates = False
-        if like_terms:
-            search = " ".join(quote(term) for term in like_terms)
-            queryset, may_have_duplicates = super().get_search_results(request, queryset, search)
-        for condition in conditions:
-            queryset = queryset.filter(condition)
-        return queryset, may_have_duplicates
-
-    def response_action(self, request, queryset):
-        """An action on ticked rows of a search takes every ticked row Django's search finds.
-
-        A walked page (``admin_site.changelists.search``) shows Django's ``LIKE`` results,
-        which may hold a row the FULLTEXT index does not (a term inside a
-        word); re-applying the index would leave that ticked row out.  An
-        action on every row ("select all") keeps the index: never more rows
-        than the list said it had.
-        """
-        if request.POST.get("select_across", "0") == "0" and matches(queryset):
-            queryset = walking(queryset)
-        return super().response_action(request, queryset)
+class DatabaseBindingMixin(DatabaseBoundMixin):
+    """Every ModelAdmin path on the panel's database, and a history kept per panel."""
 
     def get_object(self, request, object_id, from_field=None):
         """Django's look-up; an id the key column cannot hold names no row (SQLite cannot bind it: a 500)."""
@@ -160,21 +104,19 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
         with using_database(self.alias):
             return super().get_deleted_objects(objs, request)
 
-    @csrf_protect_m
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        """Open the transaction on the alias, not on the router's choice (#4)."""
+        """Django opens its transaction on ``router.db_for_write`` (#4): pin the alias and open it there first."""
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-            return self._changeform_view(request, object_id, form_url, extra_context)
-        with transaction.atomic(using=self.alias):
-            return self._changeform_view(request, object_id, form_url, extra_context)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        with using_database(self.alias), transaction.atomic(using=self.alias):
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
-    @csrf_protect_m
     def delete_view(self, request, object_id, extra_context=None):
-        """Open the transaction on the alias, not on the router's choice (#4)."""
+        """Django opens its transaction on ``router.db_for_write`` (#4): pin the alias and open it there first."""
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-            return self._delete_view(request, object_id, extra_context)
-        with transaction.atomic(using=self.alias):
-            return self._delete_view(request, object_id, extra_context)
+            return super().delete_view(request, object_id, extra_context)
+        with using_database(self.alias), transaction.atomic(using=self.alias):
+            return super().delete_view(request, object_id, extra_context)
 
     def changelist_view(self, request, extra_context=None):
         """list_editable validates (unique checks, #6) and saves inside
@@ -202,20 +144,14 @@ class DatabaseAdminMixin(DatabaseBoundMixin, DatabaseImportExportMixin):
         return entries
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        """The history view paginates every database's entries: keep this panel's.
-
-        A ``ChangeListPaginator`` also gets this admin's count bounds.
-        """
+        """The history view paginates every database's entries: keep this panel's."""
         if queryset.model is LogEntry:
             queryset = self.admin_site.log_entries_for(queryset)
-        if isinstance(self.paginator, type) and issubclass(self.paginator, ChangeListPaginator):
-            bounds = {
-                "exact_count_max": self.exact_count_max,
-                "count_time_limit": self.count_time_limit,
-                "search_time_limit": self.search_time_limit,
-            }
-            return self.paginator(queryset, per_page, orphans, allow_empty_first_page, **bounds)
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+
+
+class DatabaseAdminMixin(DatabaseBindingMixin, BigTableListMixin, DatabaseImportExportMixin):
+    """The three concerns together; put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``)."""
 
 
 class DatabaseModelAdmin(DatabaseAdminMixin, admin.ModelAdmin):

@@ -17,9 +17,9 @@ import pytest
 from django.db import OperationalError, connections
 from django.db.models import Q
 
-from admin_site.changelists import main as changelists
-from admin_site.changelists import search
-from admin_site.changelists.main import StatementTimeout, estimable, statement_time_limit
+from admin_site.changelists import counts as changelists
+from admin_site.changelists import main, paginator, search
+from admin_site.changelists.counts import StatementTimeout, estimable, statement_time_limit
 from admin_site.changelists.search import Match, matches
 from admin_site.sites import all_sites
 from console.customers.models import ActiveCustomer, Address, Customer, Order, Tag
@@ -182,7 +182,7 @@ def test_the_count_and_the_lists_own_date_span_share_one_time_budget(root_client
             return changelists.RowCount(0, changelists.AT_LEAST, seconds=count_time_limit)
         return changelists.RowCount(found.value, found.kind, seconds=count_time_limit * took)
 
-    monkeypatch.setattr(changelists, "count_rows", timed_count)
+    patch_count(monkeypatch, timed_count)
     with capture_queries() as log:
         response = page(root_client, "customers", Customer, status__exact="active")
     spans = [sql for sql in log.on("customers") if "MIN(" in sql.upper()]
@@ -282,7 +282,7 @@ def test_deep_numbered_pages_read_pks_first_and_show_the_same_rows(root_client, 
     estimate(monkeypatch, 100)
     query = {"o": {"name": "0", "-lifetime_value": "-6"}[ordering]} if ordering else {}  # list_display indexes
     plain = [shown(page(root_client, "customers", Customer, p=n, **query)) for n in (2, 3, 4)]
-    monkeypatch.setattr(changelists, "DEFERRED_JOIN_FROM", 1)
+    deferred_join_from(monkeypatch, 1)
     with capture_queries() as log:
         deferred = [shown(page(root_client, "customers", Customer, p=n, **query)) for n in (2, 3, 4)]
     assert deferred == plain and sum(plain, [])
@@ -319,7 +319,7 @@ def test_numbered_links_near_a_deep_page_read_from_its_rows_and_show_the_numbere
 ):
     seed()
     monkeypatch.setattr(model_admin(Customer), "list_per_page", 1)
-    monkeypatch.setattr(changelists, "DEFERRED_JOIN_FROM", 2)  # pages from the third on are "deep"
+    deferred_join_from(monkeypatch, 2)  # pages from the third on are "deep"
     query = {"o": {"name": "0", "-lifetime_value": "-6"}[ordering]} if ordering else {}
     numbered = {n: shown(page(root_client, "customers", Customer, p=n, **query)) for n in range(1, 8)}
     links = page_links(page(root_client, "customers", Customer, p=5, **query))
@@ -335,7 +335,7 @@ def test_numbered_links_near_a_deep_page_read_from_its_rows_and_show_the_numbere
 def test_a_numbered_link_whose_rows_went_reads_its_page_by_number(root_client, monkeypatch):
     customers = seed()
     monkeypatch.setattr(model_admin(Customer), "list_per_page", 1)
-    monkeypatch.setattr(changelists, "DEFERRED_JOIN_FROM", 1)
+    deferred_join_from(monkeypatch, 1)
     link = page_links(page(root_client, "customers", Customer, p=4))[2]  # passes over page 3's row, backwards
     assert "cursor=" in link
     for gone in customers[:2]:
@@ -446,11 +446,21 @@ def test_a_fulltext_search_stopped_by_the_time_limit_is_a_timeout_not_an_error(r
     assert count_label(response)[0] in ("at least", "exact")
 
 
+def deferred_join_from(monkeypatch, rows):
+    """Pages from ``rows`` rows in are "deep": read by their pks first, their nearby links by cursor."""
+    monkeypatch.setattr(paginator, "DEFERRED_JOIN_FROM", rows)
+    monkeypatch.setattr(main, "DEFERRED_JOIN_FROM", rows)
+
+
+def patch_count(monkeypatch, count_rows):
+    """Count every list (the page's count and the "N total") with ``count_rows``."""
+    monkeypatch.setattr(paginator, "count_rows", count_rows)
+    monkeypatch.setattr(main, "count_rows", count_rows)
+
+
 def stopped_count(monkeypatch):
     """Make every count run out of its time, as a common word's FULLTEXT count does on a big table."""
-    monkeypatch.setattr(
-        changelists, "count_rows", lambda queryset, most, seconds: changelists.RowCount(0, "at least", seconds, True)
-    )
+    patch_count(monkeypatch, lambda queryset, most, seconds: changelists.RowCount(0, "at least", seconds, True))
 
 
 @contextmanager
@@ -497,7 +507,7 @@ def test_a_search_whose_count_ran_out_is_walked_at_once_on_its_next_pages(root_c
             searches_counted.append(queryset)
         return changelists.RowCount(0, "at least", seconds, True)
 
-    monkeypatch.setattr(changelists, "count_rows", stopped)
+    patch_count(monkeypatch, stopped)
     seen, _ = walk_next(root_client, page(root_client, "customers", Customer, q="lindqvist"))
     assert sorted(seen) == like_search("customers", "lindqvist") and len(seen) == 3
     assert len(searches_counted) == 1  # the first page only

@@ -28,8 +28,8 @@ from django.contrib.admin.views.main import (
 )
 from django.urls import NoReverseMatch, reverse
 
-from admin_site.changelists import main as changelists
-from admin_site.changelists.main import CURSOR_VAR, make_cursor
+from admin_site.changelists import counts
+from admin_site.changelists.paginator import CURSOR_VAR, make_cursor
 from admin_site.models import TransferRecord
 from admin_site.options import DatabaseAdminMixin
 from admin_site.sites import all_sites
@@ -288,7 +288,7 @@ def test_a_page_number_past_any_offset_is_past_the_end(root_client, monkeypatch)
 def test_a_page_past_the_rows_of_a_list_counted_more_than_n_is_empty_not_an_error(root_client, monkeypatch):
     """An empty page proves no rows before it: the count stays "more than N", and its page range holds."""
     monkeypatch.setattr(all_sites()["customers"]._registry[Customer], "exact_count_max", 1)
-    monkeypatch.setattr(changelists, "table_estimate", lambda queryset: None)  # counted, not estimated
+    monkeypatch.setattr(counts, "table_estimate", lambda queryset: None)  # counted, not estimated
     seed_panel("customers")
     response = root_client.get(admin_url("customers", Customer, "changelist"), {PAGE_VAR: "3"})
     assert response.status_code == 200

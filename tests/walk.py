@@ -13,7 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import include, path, reverse
 
 from admin_site.changelists.filters import RelatedIdFieldListFilter
-from admin_site.changelists.main import CURSOR_VAR, make_cursor
+from admin_site.changelists.paginator import CURSOR_VAR, make_cursor
 from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
 from admin_site.sites import DatabaseAdminSite, all_sites
 from tests.conftest import seed_customers, seed_users

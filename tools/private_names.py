@@ -36,8 +36,9 @@ INTERNALS = {
     "unbuffered_active",
     "import_data_inner",
 }
-#: Underscored names Django documents as public (the ``Model._meta`` API, managers).
-DOCUMENTED = {"_meta", "_default_manager", "_base_manager"}
+#: Underscored names Django documents as public: the ``Model._meta`` API, managers, and ``Model._state``
+#: (docs/ref/models/instances: "Other attributes").
+DOCUMENTED = {"_meta", "_default_manager", "_base_manager", "_state"}
 
 
 def product_files():

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 from django.utils.translation import gettext_lazy as _
 
-from admin_site.changelists.main import column_value
+from admin_site.changelists.values import column_value
 from admin_site.pinning import using_database
 
 

@@ -1,0 +1,4 @@
+"""The private names of openpyxl that the console uses, each behind a small function of ours."""
+
+#: Checked against the installed version by tests/test_adapters.py.
+PRIVATE_NAMES = []
