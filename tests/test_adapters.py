@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db.models.sql.query import Query
 
 import admin_site.adapters
 from admin_site.adapters import Private
@@ -36,6 +37,9 @@ def test_a_changed_name_or_signature_is_named():
     assert "has no '_no_such_name'" in Private("django.db.models.query:QuerySet", "_no_such_name").problem()
     assert "takes" in Private("django.db.models.query:QuerySet", "_chain", ("self", "extra")).problem()
     assert Private("django.db.models.query:QuerySet", "_chain", ("self",)).problem() is None
+    query = Private("django.db.models.sql.query:Query", "no_such_attribute", sample=lambda: Query(None))
+    assert "has no 'no_such_attribute'" in query.problem()
+    assert Private("django.db.models.sql.query:Query", "where", sample=lambda: Query(None)).problem() is None
 
 
 def test_no_private_name_is_used_outside_the_adapters():

@@ -9,6 +9,7 @@ production.
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -17,11 +18,13 @@ class Private:
     """A private name we rely on: ``owner`` (a module or ``module:Class``) has ``name``.
 
     ``parameters``, when given, are the names of the callable's parameters as we call it.
+    ``sample``, for an attribute set on instances (``Query.where``), builds an instance to look on.
     """
 
     owner: str
     name: str
     parameters: tuple[str, ...] | None = None
+    sample: Callable[[], object] | None = None
 
     def resolve_owner(self):
         module_name, _, qualname = self.owner.partition(":")
@@ -36,10 +39,11 @@ class Private:
             owner = self.resolve_owner()
         except (ImportError, AttributeError) as error:
             return f"{self.owner} is gone ({error})"
-        if not hasattr(owner, self.name) and self.name not in getattr(owner, "__annotations__", {}):
+        target = owner if self.sample is None else self.sample()
+        if not hasattr(target, self.name):
             return f"{self.owner} has no {self.name!r}"
         if self.parameters is not None:
-            found = tuple(inspect.signature(getattr(owner, self.name)).parameters)
+            found = tuple(inspect.signature(getattr(target, self.name)).parameters)
             if found != self.parameters:
                 return f"{self.owner}.{self.name} takes {found}, not {self.parameters}"
         return None
