@@ -15,9 +15,11 @@ methods) chunk by chunk, as an iterator of bytes for a
   cursor reads the whole result into the client.  The rows come through an
   unbuffered server-side cursor (``SSCursor``) on a separate connection to
   the same alias, closed when the iterator ends, is closed or is garbage
-  collected (an abandoned download).  Inside a transaction the export stays
-  on the transaction's connection, which alone sees its uncommitted rows, and
-  is buffered there.  Other backends stream with ``chunked_fetch``.
+  collected (an abandoned download).  Django compiles the query and converts
+  the values there too (``admin_site.adapters.django.compile_values_list``).
+  Inside a transaction the export stays on the transaction's connection,
+  which alone sees its uncommitted rows, and is buffered there.  Other
+  backends read ``values_list(...).iterator(chunk_size=...)``.
 - Spreadsheet cells are guarded against formula injection (``escape_formula``).
 - CSV/TSV: UTF-8 without a BOM (a BOM breaks naive consumers and the
   console's import takes UTF-8 either way), ``\\r\\n`` line ends, as tablib
@@ -43,10 +45,11 @@ import tempfile
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models.query import ModelIterable, QuerySet
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
+from admin_site.adapters.django import is_model_queryset
+from admin_site.adapters.openpyxl import discard_sheet, sheet_file
 from admin_site.pinning import pinned_iterator, using_database
 from admin_site.transfers.exports.cells import CSV, NATIVE, TEXT, escape_formula
 from admin_site.transfers.exports.rows import _Plan, open_stream_connection
@@ -109,7 +112,7 @@ def stream_export(resource, queryset, file_format, selected_fields=None):
     """
     if file_format not in FORMATS:
         raise ValueError(f"Unknown export format {file_format!r}: use one of {', '.join(FORMATS)}.")
-    if not isinstance(queryset, QuerySet) or queryset._iterable_class is not ModelIterable:
+    if not is_model_queryset(queryset):
         raise TypeError("stream_export() needs a model QuerySet (not values() or a list).")
     alias = resource.using
     content_type, extension = FORMATS[file_format]
@@ -189,7 +192,7 @@ def _xlsx(headers, plan, export, title):
             export.rows += count
             yield b""
         sheet.close()
-        _keep_carriage_returns(sheet._writer.out)
+        _keep_carriage_returns(sheet_file(sheet))
         built = tempfile.SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES)
         workbook.save(built)
         built.seek(0)
@@ -198,7 +201,7 @@ def _xlsx(headers, plan, export, title):
     finally:
         if built is not None:
             built.close()
-        _discard_sheet(sheet)
+        discard_sheet(sheet)
 
 
 def _text_cell(sheet, value):
@@ -229,18 +232,6 @@ def _keep_carriage_returns(path):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(escaped_path)
-
-
-def _discard_sheet(sheet):
-    """Remove openpyxl's temporary sheet file if the workbook was never saved (an abandoned export)."""
-    writer = getattr(sheet, "_writer", None)
-    if writer is None:
-        return
-    with contextlib.suppress(Exception):
-        if not sheet.closed:
-            sheet.close()
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        writer.cleanup()  # save() already removed it when the export completed
 
 
 def _sheet_title(model):

@@ -15,6 +15,9 @@ FORMULA_START = frozenset("=+-@\t\r")
 #: Model fields whose values are text typed in by people: the ones a formula can hide in.
 TEXT_FIELDS = (models.CharField, models.TextField, models.FilePathField, models.FileField)
 
+#: ``text_typed`` of a column whose type is unknown (an annotation): guard the values that are text.
+TEXT_VALUES = "text values"
+
 # Render modes: import-export's strings (JSON), the same with the formula guard
 # on text columns (CSV/TSV), typed cells with every string guarded (XLSX).
 TEXT, CSV, NATIVE = "text", "csv", "native"
@@ -87,6 +90,8 @@ def _value_renderer(column, mode, env):
         return _datetime_text(widget.formats[0], env.tz)
     if kind == "fk_id":
         return _fk_id_text
+    if escape and column.text_typed == TEXT_VALUES:
+        return lambda value: escape_formula(widget.render(value)) if type(value) is str else widget.render(value)
     if escape:
         return lambda value: escape_formula(widget.render(value))
     return widget.render
@@ -180,7 +185,7 @@ def _date_text(fmt, from_datetime):
 
 
 def _datetime_text(fmt, tz):
-    """DateTimeWidget.render: local time, formatted; the default format without strftime (a third of the cost)."""
+    """DateTimeWidget.render: local time, formatted; the default format without strftime, which costs more."""
     if fmt != "%Y-%m-%d %H:%M:%S":
         fmt = sanitize_strftime_format(fmt)
         if tz is None:

@@ -5,18 +5,20 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter
 
-from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import Error as DatabaseError
 from django.db import connections, models
-from django.db.models.sql.constants import MULTI
 from import_export import fields as ie_fields
 from import_export import resources as ie_resources
 from import_export import widgets
 
+from admin_site.adapters.django import compile_values_list, without_limits
+from admin_site.adapters.pymysql import forget_unread_rows
 from admin_site.transfers.exports.cells import (
     CSV,
     NATIVE,
     TEXT_FIELDS,
+    TEXT_VALUES,
     _cell,
     _Env,
     _guard,
@@ -26,8 +28,8 @@ from admin_site.transfers.exports.cells import (
     escape_formula,
 )
 
-#: Rows per fetch and per rendered chunk: about what is in memory at any time (~3 KB a row
-#: while a chunk is rendered), and how many rows share one query for M2M/instance columns.
+#: Rows per fetch and per rendered chunk: about what is in memory at any time, and how many
+#: rows share one query for M2M/instance columns.
 CHUNK_SIZE = 1000
 #: Seconds the server waits for a slow reader (a paused download) before it drops the stream.
 NET_WRITE_TIMEOUT = 3600
@@ -42,13 +44,25 @@ def open_stream_connection(alias):
     return connection
 
 
+def streams_server_side(alias):
+    """Whether an export of ``alias`` reads its rows through a server-side cursor: MySQL, outside a transaction.
+
+    Inside a transaction (an atomic block, a test) only the transaction's
+    connection sees its uncommitted rows, so the export reads there.
+    """
+    connection = connections[alias]
+    return connection.vendor == "mysql" and not connection.in_atomic_block
+
+
 def _server_side_chunks(alias, sql, params, width):
     """Rows of ``sql`` in chunks through an unbuffered cursor on a connection of their own.
 
-    The connection opens on the first ``next()`` and closes when the rows
-    end, on ``close()`` or when the generator is collected.  Closing early
-    closes the connection without reading the rest: closing an unbuffered
-    cursor would read (and discard) every remaining row first.
+    Rows are cut to their first ``width`` columns (a DISTINCT query adds its
+    ordering columns after them).  The connection opens on the first
+    ``next()`` and closes when the rows end, on ``close()`` or when the
+    generator is collected.  Closing early closes the connection without
+    reading the rest: closing an unbuffered cursor would read (and discard)
+    every remaining row first.
     """
     connection = open_stream_connection(alias)
     cursor = None
@@ -60,70 +74,45 @@ def _server_side_chunks(alias, sql, params, width):
                 setup.execute(f"SET SESSION net_write_timeout = {int(NET_WRITE_TIMEOUT)}")
             cursor = connection.connection.cursor(connection.Database.cursors.SSCursor)
             cursor.execute(sql, params)
+        cut = len(cursor.description) > width
         while True:
             with connection.wrap_database_errors:
                 rows = cursor.fetchmany(CHUNK_SIZE)
             if not rows:
                 break
-            yield rows if width is None else [row[:width] for row in rows]
+            yield [row[:width] for row in rows] if cut else rows
         cursor.close()
         done = True
     finally:
         if cursor is not None and not done:
-            _forget_unread_rows(cursor)
+            forget_unread_rows(cursor)
         with contextlib.suppress(DatabaseError):
             connection.close()
 
 
-def _forget_unread_rows(cursor):
-    """Stop PyMySQL from reading the rest of an abandoned result (on close or when collected).
-
-    Closing the connection drops the rows instead, and the server stops the
-    query when the socket closes.  PyMySQL has no public way to say so.
-    """
-    result = getattr(cursor, "_result", None)
-    if result is not None and hasattr(result, "unbuffered_active"):
-        result.unbuffered_active = False
-    cursor.connection = None
-
-
-def _row_chunks(queryset, paths, alias, raw_positions=frozenset()):
+def _row_chunks(queryset, paths, alias, server_side, raw_positions=frozenset()):
     """Lists of up to CHUNK_SIZE ``values_list(*paths)`` rows, converted as Django converts them.
 
-    Values at ``raw_positions`` keep the driver's value: the caller renders
-    them from that directly (see ``_Plan.raw_positions``).
+    ``server_side`` (see ``streams_server_side``) reads them through an
+    unbuffered cursor of their own; there, values at ``raw_positions`` keep
+    the driver's value, and the caller renders them from that directly (see
+    ``_Plan.raw_positions``).  Otherwise Django reads them in chunks.
     """
-    compiler = queryset.values_list(*paths).query.get_compiler(using=alias)
-    connection = connections[alias]
-    if connection.vendor == "mysql" and not connection.in_atomic_block:
-        try:
-            sql, params = compiler.as_sql()
-        except EmptyResultSet:
+    if server_side:
+        compiled = compile_values_list(queryset, paths, alias)
+        if compiled is None:
             return
-        if not sql:
-            return
-        width = compiler.col_count if compiler.has_extra_select else None
-        source = _server_side_chunks(alias, sql, params, width)
+        sql, params, convert = compiled
+        source = _server_side_chunks(alias, sql, params, len(paths))
+        rows = convert(chain.from_iterable(source), keep=raw_positions)
     else:
-        source = compiler.execute_sql(MULTI, chunked_fetch=True, chunk_size=CHUNK_SIZE)
+        # A changelist's prefetches mean nothing for tuples: spare Django looking at each chunk for them.
+        source = rows = queryset.values_list(*paths).prefetch_related(None).iterator(chunk_size=CHUNK_SIZE)
     try:
-        if raw_positions:
-            fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
-            converters = {
-                position: pair
-                for position, pair in compiler.get_converters(fields).items()
-                if position not in raw_positions
-            }
-            rows = chain.from_iterable(source)
-            if converters:
-                rows = compiler.apply_converters(rows, converters)
-        else:
-            rows = compiler.results_iter(results=source)
         while chunk := list(islice(rows, CHUNK_SIZE)):
             yield chunk
     finally:
-        if hasattr(source, "close"):
-            source.close()
+        source.close()
 
 
 # Columns ---------------------------------------------------------------------------
@@ -139,7 +128,7 @@ class _Column:
     source: str
     path: str = ""  # values_list path (VALUE)
     render: str = "generic"  # how a VALUE is rendered (see _value_renderer)
-    text_typed: bool = False  # text people typed: CSV/TSV cells get the formula guard
+    text_typed: bool | str = False  # text people typed: CSV/TSV cells get the formula guard (or TEXT_VALUES)
     value_field: models.Field | None = None  # the model field the value comes from
     index: int = 0  # position of ``path`` in the row
 
@@ -172,13 +161,11 @@ class _Plan:
         self._limit = count
 
     def _layout(self):
-        """Where each path lands in a row: values_list puts annotations after fields."""
-        query = self.queryset.values_list(*self.paths).query
-        names = [*query.extra_select, *query.values_select, *query.annotation_select]
-        self.pk_index = names.index("pk") if "pk" in self.paths else None
+        """Where each path lands in a row: ``values_list`` gives the fields in the order asked."""
+        self.pk_index = self.paths.index("pk") if "pk" in self.paths else None
         for column in self.columns:
             if column.source == VALUE:
-                column.index = names.index(column.path)
+                column.index = self.paths.index(column.path)
 
     # -- classifying fields ------------------------------------------------------
 
@@ -187,15 +174,11 @@ class _Plan:
         if _needs_instance(self.resource, field) or not field.attribute:
             return _Column(field, INSTANCE)
         attribute = field.attribute
-        annotation = self.queryset.query.annotations.get(attribute)
-        if annotation is not None:
-            try:
-                output = annotation.output_field
-            except Exception:
-                return _Column(field, INSTANCE)
-            return _Column(field, VALUE, path=attribute, text_typed=isinstance(output, TEXT_FIELDS))
         resolved = _resolve(self.model, attribute)
         if resolved is None:
+            if _selects_beyond_fields(self.queryset, attribute):
+                # An annotation (or an extra select): its type is not known here, so text values are guarded.
+                return _Column(field, VALUE, path=attribute, text_typed=TEXT_VALUES)
             return _Column(field, INSTANCE)
         model_field, by_id = resolved
         widget = field.widget
@@ -228,10 +211,11 @@ class _Plan:
     def rendered(self, mode):
         """Yield (rows, count) per chunk: rows of cells in export order, ready for a writer."""
         env = _Env(self.alias)
-        raw = self.raw_positions(mode)
+        server_side = streams_server_side(self.alias)
+        raw = self.raw_positions(mode) if server_side else frozenset()
         renderers = [self._renderer(column, mode, env, column.index in raw) for column in self.columns]
         queryset = self.queryset if self._limit is None else self.queryset[: self._limit]
-        chunks = _row_chunks(queryset, self.paths, self.alias, raw)
+        chunks = _row_chunks(queryset, self.paths, self.alias, server_side, raw)
         try:
             for rows in chunks:
                 yield self._render_chunk(rows, renderers, mode, env), len(rows)
@@ -271,11 +255,11 @@ class _Plan:
         return zip(*cells, strict=True)
 
     def raw_positions(self, mode):
-        """Row positions rendered straight from PyMySQL's values, skipping Django's converters.
+        """Row positions rendered straight from PyMySQL's values, skipping Django's converters (server-side reads).
 
         On MySQL, Django's converters only make datetimes aware and wrap
-        UUID strings, and the renderers undo both (local time, text): a third
-        of the time per row for the Customer table.  A position qualifies when
+        UUID strings, and the renderers undo both (local time, text): work
+        done twice for every datetime or UUID cell.  A position qualifies when
         every column reading it can render the driver's value.
         """
         if connections[self.alias].vendor != "mysql" or isinstance(self.model._meta.pk, models.CompositePrimaryKey):
@@ -305,9 +289,7 @@ class _Plan:
 
     def _instances(self, pks):
         """pk -> instance for a chunk, from the export's own queryset (annotations, select_related)."""
-        base = self.queryset.all()
-        base.query.clear_limits()
-        base.query.clear_ordering(force=True)
+        base = without_limits(self.queryset).order_by()
         found = {}
         for batch in _batches(pks, self.alias):
             found.update((obj.pk, obj) for obj in base.filter(pk__in=batch))
@@ -350,6 +332,21 @@ def _batches(pks, alias):
     size = min(size, CHUNK_SIZE)
     for start in range(0, len(pks), size):
         yield pks[start : start + size]
+
+
+def _selects_beyond_fields(queryset, name):
+    """Whether ``name`` is a column ``queryset`` selects besides the model's fields: an annotation or extra select.
+
+    Paths through the model's fields are left out: one that ``_resolve``
+    refused (many-to-many, reverse) would repeat a row per related row.
+    """
+    if _get_field(queryset.model._meta, name.split("__")[0]) is not None:
+        return False
+    try:
+        queryset.values_list(name)
+    except FieldError:
+        return False
+    return True
 
 
 def _needs_instance(resource, field):
