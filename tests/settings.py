@@ -9,7 +9,7 @@ import os
 import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
-from admin_site.conf import database_settings, env_var
+from admin_site.conf import cache_settings, database_settings, env_var
 from console.settings import *  # noqa: F403
 from console.settings import CONSOLE_DATABASES as BASE_DATABASES
 
@@ -18,6 +18,13 @@ CONSOLE_DATABASES = {
     **BASE_DATABASES,
     "archive": {"title": "Customer archive", "colour": "#6b21a8", "apps": ["customers"]},
 }
+# A test-only model (tests/importmodels) in two databases: the console's import path into one, stock's into the other.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.importmodels"]  # noqa: F405
+for _alias in ("customers", "archive"):
+    CONSOLE_DATABASES[_alias] = {
+        **CONSOLE_DATABASES[_alias],
+        "apps": [*CONSOLE_DATABASES[_alias]["apps"], "importmodels"],
+    }
 
 TEST_DATABASE_URL = os.environ.get("CONSOLE_TEST_DATABASE_URL", "").strip()
 #: Lets two checkouts share one MariaDB server without sharing test databases.
@@ -40,6 +47,10 @@ if TEST_DATABASE_URL:
         DATABASES[_alias]["CONN_MAX_AGE"] = 0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# This process's memory, whatever CONSOLE_CACHE_URL says: a shared Redis would carry entries between runs.
+# tests/test_caches.py runs the console on Redis in processes of its own.
+CACHES = cache_settings("")
 
 # Uploads between preview and confirm: a private directory per test run.
 CONSOLE_IMPORT_DIR = tempfile.mkdtemp(prefix="console-test-imports-")

@@ -1,4 +1,4 @@
-"""Files of new rows take a shorter per-row path (``admin_site.transfers.bulk``): it must accept,
+"""Files of new rows are prepared a column at a time (``admin_site.transfers.bulk``): they must accept,
 refuse and store exactly what the stock per-row path does."""
 
 from decimal import Decimal
@@ -11,7 +11,7 @@ from django.test.utils import isolate_apps
 from import_export import resources as stock_resources
 
 from admin_site.transfers import resources
-from admin_site.transfers.bulk import FieldCleaner, insert_rows, instance_factory
+from admin_site.transfers.bulk import FieldCleaner, create_rows
 from admin_site.transfers.imports import read_dataset, run_import
 from console.customers.models import ActiveCustomer, BusinessCustomer, Customer, OrderLine, Tag, VipCustomer
 from tests.conftest import ALL_DATABASES, seed_customers
@@ -200,13 +200,13 @@ def test_an_import_leaves_the_garbage_collector_alone(monkeypatch):
     import gc
 
     seen = []
-    original = resources.insert_rows
+    original = resources.create_rows
 
     def watch(*args, **kwargs):
         seen.append(gc.isenabled())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(resources, "insert_rows", watch)
+    monkeypatch.setattr(resources, "create_rows", watch)
     assert not run(resources.resource_for(Customer), GOOD).problems
     assert seen and all(seen)
 
@@ -268,17 +268,17 @@ def test_a_multi_table_child_still_imports_row_by_row():
     assert Customer.objects.using("customers").count() == 2
 
 
-def test_insert_rows_refuses_a_multi_table_child_instead_of_writing_half_rows():
+def test_create_rows_refuses_a_multi_table_child_instead_of_writing_half_rows():
     child = BusinessCustomer(name="Half", email="half@example.com", country="DE", company_name="Acme")
-    with pytest.raises(ValueError, match="BusinessCustomer"):
-        insert_rows(BusinessCustomer, [child], "customers")
+    with pytest.raises(ValueError, match="multi-table"):
+        create_rows(BusinessCustomer, [child], "customers")
     assert Customer.objects.using("customers").count() == 0
 
 
 def test_instances_of_a_proxy_are_made_as_the_proxy_with_every_default():
-    make = instance_factory(VipCustomer)
-    instance = make({"name": "Ann", "email": "ann@example.com", "country": "DE"})
-    assert type(instance) is VipCustomer
+    resource = resources.resource_for(VipCustomer)(using="customers")
+    instance = resource.new_instance({"name": "Ann", "email": "ann@example.com", "country": "DE"})
+    assert type(instance) is VipCustomer and instance._state.db == "customers"
     assert (instance.status, instance.tier, instance.order_count) == ("lead", "standard", 0)
     assert instance.reference is not None and instance.pk is None
 

@@ -34,7 +34,7 @@ def insert_fails(monkeypatch):
     def lost(*args, **kwargs):
         raise LOST
 
-    monkeypatch.setattr(resources, "insert_rows", lost)
+    monkeypatch.setattr(resources, "create_rows", lost)
 
 
 def test_the_command_stops_at_once_with_one_message_naming_the_database(tmp_path, insert_fails):
@@ -71,7 +71,7 @@ def test_a_row_by_row_import_stops_at_the_first_failing_row(monkeypatch):
 
 def test_the_confirm_page_blames_the_database_not_the_file(root_client, monkeypatch):
     preview = upload(root_client, "customers", Customer, rows(3))
-    monkeypatch.setattr(resources, "insert_rows", lambda *a, **k: (_ for _ in ()).throw(LOST))
+    monkeypatch.setattr(resources, "create_rows", lambda *a, **k: (_ for _ in ()).throw(LOST))
     response = confirm(root_client, "customers", Customer, preview)
     assert response.status_code == 302
     messages = [str(m) for m in root_client.get(response["Location"]).context["messages"]]
@@ -123,7 +123,7 @@ def test_a_killed_connection_on_mariadb_is_one_database_failure(tmp_path, monkey
     connection = connections["customers"]
     if connection.vendor != "mysql":
         pytest.skip("a real KILL CONNECTION needs MariaDB")
-    original, calls = resources.insert_rows, []
+    original, calls = resources.create_rows, []
 
     def kill_on_second_batch(model, instances, using, **kwargs):
         calls.append(1)
@@ -137,7 +137,7 @@ def test_a_killed_connection_on_mariadb_is_one_database_failure(tmp_path, monkey
             killer.close()
         return original(model, instances, using, **kwargs)
 
-    monkeypatch.setattr(resources, "insert_rows", kill_on_second_batch)
+    monkeypatch.setattr(resources, "create_rows", kill_on_second_batch)
     path = tmp_path / "c.csv"
     path.write_text(rows(5000))
     errors = io.StringIO()

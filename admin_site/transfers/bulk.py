@@ -1,34 +1,48 @@
-"""Validating and inserting many new rows: what an import spends its time on.
+"""Validating and writing many new rows: what an import of new rows spends its time on.
 
-``instance_factory`` builds new instances without ``Model.__init__``'s
-per-field walk when nothing listens to the init signals.  ``FieldCleaner``
-runs ``Model.clean_fields`` for one instance, or for one field over many
-(``clean_column``): a text column whose validators all pass is accepted in
-one pass (``str_acceptor``), and other fields' clean is remembered per
-distinct value, so a country or status column is validated a handful of
-times, not once per row.  ``insert_rows`` writes new instances in multi-row
-INSERTs the way ``QuerySet.bulk_create`` does for a plain model, without
-compiling an expression per value.
+``NewRows`` prepares a chunk of a file of new rows (no key column) a column
+at a time, in the resource's ``before_import``: each cell through its widget
+(once per distinct value where the widget depends on the cell alone), each
+row built by the model's own constructor, then every plain model field
+through Django's validation a column at a time (``FieldCleaner.clean_column``):
+a text column whose validators all pass is accepted in one pass
+(``str_acceptor``), and other fields' clean is remembered per distinct value,
+so a country or status column is validated a handful of times, not once per
+row.  ``create_rows`` writes the valid rows with ``QuerySet.bulk_create``, so
+the database holds exactly what Django would store.
 """
 
 import functools
-from operator import attrgetter
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.core import validators
 from django.core.exceptions import ValidationError
-from django.db import connections, models
-from django.db.models.base import ModelState
-from django.db.models.signals import post_init, pre_init
-from django.utils import timezone
+from django.db import models
+from django.db.models.fields import NOT_PROVIDED
+from import_export import widgets
 
 #: Distinct values remembered per field; a column with more (names, emails) is cleaned row by row.
 MEMO_SIZE = 512
 
-_MISSING = object()
+#: Widgets whose ``clean`` depends on the cell alone and returns an immutable value.
+PURE_WIDGETS = (
+    widgets.CharWidget,
+    widgets.IntegerWidget,
+    widgets.FloatWidget,
+    widgets.DecimalWidget,
+    widgets.BooleanWidget,
+    widgets.DateWidget,
+    widgets.DateTimeWidget,
+    widgets.TimeWidget,
+    widgets.DurationWidget,
+)
 
-#: Field classes whose database value is the Python string itself.
-_TEXT_FIELDS = (models.CharField, models.TextField, models.EmailField, models.SlugField, models.URLField)
-_STR_OR_NONE = {str, type(None)}
+
+def create_rows(model, instances, using, batch_size=None):
+    """Insert new instances on ``using`` with ``bulk_create``; their pks are set where the database returns them."""
+    return model._base_manager.db_manager(using).bulk_create(instances, batch_size=batch_size)
 
 
 @functools.cache
@@ -236,140 +250,196 @@ def _email_check(validator):
     return check
 
 
-def instance_factory(model):
-    """A function ``make(values) -> instance``: ``model(**values)``, faster for a plain model.
+class CellError:
+    """A cell its widget refused: a ValueError is the cell's problem, anything else stops the row."""
 
-    Every concrete field starts at its default (callable defaults called per
-    instance, as ``Model.__init__`` does); ``values`` are set by name, related
-    objects and properties through their descriptors.  A model with its own
-    ``__init__`` or init signal receivers gets ``model(**values)`` itself.
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
+@dataclass
+class NewRow:
+    """One prepared row of a file: an instance ready to save, or why it cannot be saved."""
+
+    instance: models.Model | None = None
+    #: The row's field errors (an invalid row).
+    error: ValidationError | None = None
+    #: What stopped the row (an error row).
+    failure: Exception | None = None
+    skip: set = dataclass_field(default_factory=set)
+
+
+class NewRows:
+    """The rows of a file of new rows, prepared a chunk at a time for one resource and one file.
+
+    ``fields`` are the resource's plain fields the file carries (not M2M, not
+    read-only); ``not_in_file`` the names of the model fields it does not
+    carry, which keep their defaults and are not validated again.
     """
-    if model.__init__ is not models.Model.__init__ or pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return lambda values: model(**values)
-    fields = model._meta.concrete_fields
-    # A fresh value per instance: callable defaults, and db_default expressions (when no default).
-    # (NOT_PROVIDED is a class: callable(f.default) alone is true for a field without a default.)
-    per_instance = [
-        f for f in fields if (f.has_default() and callable(f.default)) or (f.has_db_default() and not f.has_default())
-    ]
-    shared = {f.attname: f.get_default() for f in fields if f not in per_instance}
-    plain = {f.name for f in fields if not f.is_relation and f.name == f.attname}
 
-    def make(values):
-        obj = model.__new__(model)
-        attributes = obj.__dict__
-        attributes.update(shared)
-        for f in per_instance:
-            attributes[f.attname] = f.get_default()
-        obj._state = ModelState()
-        if values.keys() <= plain:
-            attributes.update(values)
-            return obj
-        for name, value in values.items():
-            if name in plain:
-                attributes[name] = value
-            else:
-                setattr(obj, name, value)
-        return obj
+    def __init__(self, resource, fields, not_in_file, kwargs):
+        model = resource._meta.model
+        opts = model._meta
+        self.resource = resource
+        self.names = field_names(model)
+        self.cells = [
+            (f, self.names.get(f.attribute, f.attribute), column_cleaner(f, kwargs, resource.pure_widgets))
+            for f in fields
+        ]
+        self.attributes = [f.attribute for f in fields]
+        self.saves_nulls = all(f.saves_null_values for f in fields)
+        self.cleaner = FieldCleaner(model)
+        self.not_in_file = not_in_file
+        self.model_fields = opts.fields
+        carried = [f for f in opts.fields if f.name not in not_in_file and not f.generated]
+        self.column_fields = [f for f in carried if not f.is_relation]
+        self.column_names = {f.name for f in self.column_fields}
+        self.relation_names = {f.name for f in carried if f.is_relation}
 
-    return make
+    def prepare(self, dataset, conflicts, kwargs):
+        """``{row number: NewRow}`` for a chunk (row numbers from 1, as the import loop counts them).
+
+        ``conflicts`` maps a row number to ``{attribute: message}`` for its unique values taken elsewhere.
+        """
+        headers = dataset.headers or []
+        rows = [dict(zip(headers, data_row, strict=False)) for data_row in dataset]
+        n = len(rows)
+        cell_errors = [{} for _ in range(n)]  # field name -> ValidationError, in column order
+        failures = {}  # row index -> the exception that stopped the row
+        columns = [clean([row[field.column_name] for row in rows], rows) for field, _, clean in self.cells]
+        for (_, name, _), column in zip(self.cells, columns, strict=True):
+            for i in [i for i, value in enumerate(column) if type(value) is CellError]:
+                error = column[i].error
+                if isinstance(error, ValueError):
+                    cell_errors[i][name] = ValidationError(str(error), code="invalid")
+                else:
+                    failures.setdefault(i, error)
+        # What the package sets on the instance: each clean cell, None only where the field saves nulls.
+        if columns:
+            values = [dict(zip(self.attributes, cells, strict=True)) for cells in zip(*columns, strict=True)]
+        else:
+            values = [{} for _ in range(n)]
+        if not self.saves_nulls or any(cell_errors):
+            for i, row_values in enumerate(values):
+                for (field, name, _), column in zip(self.cells, columns, strict=True):
+                    value = column[i]
+                    if name in cell_errors[i] or (value is None and not field.saves_null_values):
+                        row_values.pop(field.attribute, None)
+        prepared = {}
+        for i, row in enumerate(rows):
+            if i in failures:
+                continue
+            try:
+                instance = self.resource.new_instance(values[i])
+                cell_errors[i].update(self.resource.clean_m2m(instance, row, **kwargs))
+            except Exception as e:
+                failures[i] = e
+                continue
+            for attribute, message in conflicts.get(i + 1, {}).items():
+                name = self.names.get(attribute, attribute)
+                cell_errors[i].setdefault(name, ValidationError(message, code="unique"))
+            prepared[i] = NewRow(instance, skip=set(cell_errors[i]) | self.not_in_file)
+        instances = [prepared[i].instance if i in prepared else None for i in range(n)]
+        field_errors = self.clean_columns(instances, [prepared[i].skip if i in prepared else () for i in range(n)])
+        for i, row in prepared.items():
+            try:
+                invalid = self.finish_clean(row.instance, row.skip, field_errors.get(i))
+            except Exception as e:
+                failures[i] = e
+                continue
+            errors = cell_errors[i]
+            if invalid is not None:
+                errors = invalid.update_error_dict(errors)
+            if errors:
+                row.error = ValidationError(errors)
+        for i, failure in failures.items():
+            prepared[i] = NewRow(failure=failure)
+        return {i + 1: prepared[i] for i in range(n)}
+
+    def clean_columns(self, instances, skip):
+        """``clean_fields`` of the plain fields over the chunk, a field at a time: ``{index: {name: errors}}``."""
+        errors = defaultdict(dict)
+        if self.cleaner.custom:  # the model's own full_clean runs per row in finish_clean
+            return errors
+        for field in self.column_fields:
+            for i, messages in self.cleaner.clean_column(field, instances, skip).items():
+                errors[i][field.name] = messages
+        return errors
+
+    def finish_clean(self, instance, exclude, found):
+        """The rest of ``full_clean(exclude)`` for one row: its errors as a ValidationError, or None."""
+        if self.cleaner.custom:
+            try:
+                instance.full_clean(exclude=exclude, validate_unique=False)
+            except ValidationError as e:
+                return e
+            return None
+        found = found or {}
+        if self.relation_names - exclude:  # relations: one instance at a time
+            found.update(self.cleaner.clean_fields(instance, exclude | self.column_names))
+        if len(found) > 1:  # in the model's field order, as clean_fields reports them
+            found = {f.name: found[f.name] for f in self.model_fields if f.name in found}
+        errors = self.cleaner.clean_model(instance, exclude, found)
+        return ValidationError(errors) if errors else None
 
 
-def insert_rows(model, instances, using, *, need_pks=True):
-    """INSERT new rows in multi-row statements, reading their pks back where the database can.
+def column_cleaner(field, kwargs, pure_widgets=PURE_WIDGETS):
+    """``(cells, rows) -> values``: ``field.clean(row)`` of each row, a CellError where it raised.
 
-    What ``QuerySet.bulk_create`` does for a plain model, without compiling an
-    expression per value.  A proxy's rows go to its concrete model's table; a
-    multi-table child is refused (as ``bulk_create`` refuses it: write it row
-    by row).  ``auto_now``/``auto_now_add`` fields get one
-    timestamp per call (as a database default would per statement); rows with a
-    database expression (``db_default`` with no value) go through
-    ``bulk_create``.  With ``need_pks=False`` the new pks are not read back
-    (instances keep ``pk = None``): for large imports nothing needs them.
+    A pure widget (its ``clean`` depends on the cell alone) is mapped over
+    the column in one pass, remembered per distinct cell; only a column in
+    which a cell raises is cleaned again a cell at a time, for its errors.
     """
-    connection = connections[using]
-    # A proxy's own options hold no local fields: its rows are the concrete model's.
-    opts = model._meta.concrete_model._meta
-    if opts.parents:
-        raise ValueError(f"insert_rows cannot write {model.__name__}: its rows span its parents' tables.")
-    pk = opts.pk
-    auto_pk = pk.auto_created or isinstance(pk, models.AutoField)
-    plain = [obj for obj in instances if not any(hasattr(v, "resolve_expression") for v in vars(obj).values())]
-    if len(plain) != len(instances):
-        model._default_manager.using(using).bulk_create([o for o in instances if o not in plain])
-    for group in (
-        [o for o in plain if o.pk is None and auto_pk],
-        [o for o in plain if not (o.pk is None and auto_pk)],
-    ):
-        if not group:
-            continue
-        fields = [f for f in opts.local_concrete_fields if not (f is pk and group[0].pk is None)]
-        returning = need_pks and group[0].pk is None and connection.features.can_return_rows_from_bulk_insert
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        size = max(1, connection.ops.bulk_batch_size(fields, group))
-        stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
-        columns_out = [(_value_getter(f, stamped), _column_converter(f, connection)) for f in fields]
-        sql = f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({columns}) VALUES "
-        # Without pks to read back, one executemany: PyMySQL sends it as multi-row INSERTs of up to
-        # 1 MB each (under the server's packet limit however long the rows), sqlite3 as one prepared
-        # statement.  Reading pks back needs INSERT ... RETURNING, one statement per batch.
-        batches = [group[i : i + size] for i in range(0, len(group), size)] if returning else [group]
-        with connection.cursor() as cursor:
-            for batch in batches:
-                now = timezone.now()
-                for obj in batch:
-                    for f in stamped:
-                        setattr(obj, f.attname, now)
-                # A column at a time: map() over the batch, then rows by zip(), without a call per cell.
-                rows = list(zip(*[convert(list(map(get, batch))) for get, convert in columns_out], strict=True))
-                if not returning:
-                    cursor.executemany(sql + one_row, rows)
-                    continue
-                cursor.execute(
-                    sql + ", ".join([one_row] * len(batch)) + f" RETURNING {connection.ops.quote_name(pk.column)}",
-                    [value for row in rows for value in row],
-                )
-                for obj, (value,) in zip(batch, cursor.fetchall(), strict=True):
-                    obj.pk = value
-        for obj in group:
-            obj._state.adding, obj._state.db = False, using
 
-
-def _value_getter(field, stamped):
-    """The value to save: ``pre_save``'s, read straight off the instance where ``pre_save`` does only that."""
-    if field in stamped or type(field).pre_save is models.Field.pre_save:
-        return attrgetter(field.attname)
-    return lambda obj: field.pre_save(obj, True)
-
-
-def _column_converter(field, connection):
-    """``field.get_db_prep_save`` bound to the connection, for a column of values.
-
-    A text column of str (or None) passes as is; other values (dates,
-    decimals, choices stored as numbers) are converted once per distinct value.
-    """
-    prep = field.get_db_prep_save
-    if type(field) in _TEXT_FIELDS:
-
-        def convert_text(values):
-            if set(map(type, values)) <= _STR_OR_NONE:
-                return values
-            return [value if value is None or type(value) is str else prep(value, connection) for value in values]
-
-        return convert_text
-    seen = {}
-
-    def convert(value):
-        key = (type(value), value)
+    def clean_row(cell, row):
         try:
-            converted = seen.get(key, _MISSING)
-        except TypeError:  # unhashable
-            return prep(value, connection)
-        if converted is _MISSING:
-            converted = prep(value, connection)
-            if len(seen) < MEMO_SIZE:
-                seen[key] = converted
-        return converted
+            return clean_cell(field, row, **kwargs)
+        except Exception as e:
+            return CellError(e)
 
-    return lambda values: list(map(convert, values))
+    made = field.default is not NOT_PROVIDED and callable(field.default)  # a fresh default per empty cell
+    if made or type(field.widget) not in pure_widgets:
+        return lambda cells, rows: list(map(clean_row, cells, rows))
+    column, widget_clean, default, empty = field.column_name, field.widget.clean, field.default, field.empty_values
+    memo = {}
+
+    def remembered(cell):
+        key = (type(cell), cell)
+        try:
+            return memo[key]
+        except KeyError:
+            value = memo[key] = widget_clean(cell)
+            if len(memo) > MEMO_SIZE:  # a column of distinct values (names, emails): stop remembering
+                memo.clear()
+                nonlocal cell_clean
+                cell_clean = widget_clean
+            return value
+
+    cell_clean = remembered
+
+    def clean(cells, rows):
+        try:
+            values = list(map(cell_clean, cells))
+        except Exception:
+            return [clean_row(cell, {column: cell}) for cell in cells]
+        if default is NOT_PROVIDED:
+            return values
+        return [default if value in empty else value for value in values]  # what Field.clean does
+
+    return clean
+
+
+def clean_cell(field, row, **kwargs):
+    """``field.clean(row)``; a widget's ArithmeticError or TypeError ("abc" in a number column) as a ValueError."""
+    try:
+        return field.clean(row, **kwargs)
+    except (ArithmeticError, TypeError) as exc:
+        raise ValueError(widget_message(field, exc)) from None
+
+
+def widget_message(field, exc):
+    """The message for a cell a widget could not read."""
+    numeric = isinstance(field.widget, (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget))
+    return "Enter a number." if numeric else f"Not a valid value ({type(exc).__name__})."

@@ -182,8 +182,6 @@ def run_import(
             chunks = rows.chunks(CHUNK_ROWS)
             try:
                 for chunk in chunks:
-                    # Pks are read back only for rows the admin may log (reading them costs a statement per batch).
-                    resource.read_back_pks = not dry_run and summary.keep_rows > 0 and summary.rows_complete
                     result = resource.import_chunk(chunk, dry_run=dry_run, user=user, **kwargs)
                     summary.add(result, result.problems)
                     if summary.problems and (not dry_run or summary.problems_full or result.base_errors):

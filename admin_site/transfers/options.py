@@ -9,8 +9,9 @@ own add/change/view permissions, streamed exports and the audit trail.
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, FieldError, PermissionDenied, ValidationError
 from django.db import Error as DatabaseDriverError
+from django.forms import MultipleChoiceField, MultipleHiddenInput
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -282,7 +283,40 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
     def get_export_context_data(self, **kwargs):
         return {**super().get_export_context_data(**kwargs), "xlsx_max_rows": xlsx_max_rows()}
 
-    def _do_file_export(self, file_format, request, queryset, export_form=None):
+    def is_skip_export_form_enabled(self):
+        """Every export goes through the form and ``export_action``: the streamed, audited path."""
+        return False
+
+    def is_skip_export_form_from_action_enabled(self):
+        return False
+
+    def export_action(self, request):
+        """The export form; a valid one streams the file (stock builds the whole file in memory first)."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        formats = self.get_export_formats()
+        queryset = self.get_export_queryset(request)
+        form = self.get_export_form_class()(
+            formats, self.get_export_resource_classes(request), data=request.POST or None
+        )
+        if request.POST and "export_items" in request.POST:  # posted from the "Export selected" action
+            pks = self.get_valid_export_item_pks(request)
+            form.fields["export_items"] = MultipleChoiceField(
+                widget=MultipleHiddenInput, required=False, choices=[(pk, pk) for pk in pks]
+            )
+        if form.is_valid():
+            file_format = formats[int(form.cleaned_data["format"])]()
+            if "export_items" in form.changed_data:
+                queryset = queryset.filter(pk__in=form.cleaned_data["export_items"])
+            try:
+                return self.stream_file_export(file_format, request, queryset, export_form=form)
+            except (ValueError, FieldError) as e:
+                messages.error(request, str(e))
+        context = self.init_request_context_data(request, form)
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, [self.export_template_name], context=context)
+
+    def stream_file_export(self, file_format, request, queryset, export_form=None):
         """Stream the file as it is produced, so that a stream cut short looks cut short; record the export."""
         if not self.has_export_permission(request):
             raise PermissionDenied
@@ -296,14 +330,14 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             messages.warning(request, export.notice)
         filename = self.get_export_filename(request, queryset, file_format)
         response = StreamingHttpResponse(
-            self._audited_chunks(request, export, filename, name), content_type=export.content_type
+            self.audited_chunks(request, export, filename, name), content_type=export.content_type
         )
         response["Content-Disposition"] = content_disposition_header(True, filename)
         if export.notice:
             response["X-Console-Notice"] = export.notice
         return frame_chunks_if_relayed(response, request)
 
-    def _audited_chunks(self, request, export, filename, file_format):
+    def audited_chunks(self, request, export, filename, file_format):
         """The export's chunks, its record "running" from the first: it ends with the rows reached, however it ends.
 
         A database error propagates out of the response, so the server cuts the download off (see ``framing``).

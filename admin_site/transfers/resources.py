@@ -7,14 +7,15 @@ open a transaction on one database while writing to another.
 import and export also run with that alias pinned (``admin_site.pinning``),
 which covers model validation inside the package.
 
-Speed: rows are written in bulk, and the per-row unique checks of
-``full_clean`` (one query per unique field per row) are replaced by one
-query per unique field per batch of values, plus a check for duplicates
-inside the file.  A file of new rows (no key column) takes a loop of its
-own that cleans and validates a column at a time (``admin_site.transfers.newrows``).
-Many-to-many columns, which
-stock bulk mode ignores, are validated per row and written in bulk through
-the relation's table.
+Speed: rows are written with ``bulk_create``/``bulk_update``, and the
+per-row unique checks of ``full_clean`` (one query per unique field per row)
+are replaced by one query per unique field per batch of values, plus a check
+for duplicates inside the file.  A file of new rows (no key column) is
+cleaned and validated a column at a time in ``before_import``
+(``admin_site.transfers.bulk.NewRows``); ``import_row`` then hands each
+prepared row to the package's loop.  Many-to-many columns, which stock bulk
+mode ignores, are validated per row and written in bulk through the
+relation's table.
 """
 
 from collections import defaultdict
@@ -22,12 +23,22 @@ from collections import defaultdict
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
 from django.db import models, router
 from import_export import resources, widgets
+from import_export.results import RowResult
 
 from admin_site.pinning import using_database
-from admin_site.transfers.bulk import FieldCleaner, field_names, insert_rows, instance_factory
+from admin_site.transfers.bulk import (
+    PURE_WIDGETS,
+    CellError,
+    FieldCleaner,
+    NewRows,
+    column_cleaner,
+    create_rows,
+    field_names,
+    widget_message,
+)
+from admin_site.transfers.exports.cells import FORMULA_START
 from admin_site.transfers.formats import excerpt
 from admin_site.transfers.imports import DATABASE_FAILURES, database_failure, problems, run_import
-from admin_site.transfers.newrows import CellError, NewRowsMixin, widget_message
 
 #: Values per ``IN (...)`` query when checking unique columns against the database.
 LOOKUP_CHUNK = 2000
@@ -67,7 +78,7 @@ class TextWidget(widgets.CharWidget):
         if type(value) is str:  # what CharWidget.clean returns for a str, without its calls
             if not value:
                 return value if self.allow_blank else None
-            return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r" else value
+            return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_START else value
         return super().clean(value, row, **kwargs)
 
 
@@ -122,10 +133,13 @@ class DatabaseManyToManyWidget(widgets.ManyToManyWidget):
         return list({id(obj): obj for obj in (lookup[token] for token in tokens)}.values())
 
 
-class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
+class DatabaseModelResource(resources.ModelResource):
     """A ModelResource that reads and writes only ``using``, and never carries a secret."""
 
-    pure_widgets = (*NewRowsMixin.pure_widgets, TextWidget)
+    #: Widgets whose ``clean`` depends on the cell alone: a new-rows column is cleaned once per distinct cell.
+    pure_widgets = (*PURE_WIDGETS, TextWidget)
+    #: An invalid row rolls the import back, and no later batch is written.
+    all_or_nothing = True
     #: Fields never exported, previewed or imported, on any model: matched by field name, attribute
     #: (each step of ``a__b``) or column; a model adds its own in ``console_secret_fields``.
     secret_fields = ("password",)
@@ -147,12 +161,12 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         self.using = using or router.db_for_write(self._meta.model)
         self._unique_conflicts = {}
         self._row_number = None
-        self._need_pks, self._m2m_file_fields = True, None
+        self._m2m_file_fields = None
         self._seen_unique = {}
-        # Set per file by before_import; the package goes on to the rows even when before_import failed.
-        self._not_in_file, self._file_fields = set(), None
-        #: Whether new rows' pks are read back (for the admin's history entries); ``run_import`` sets it.
-        self.read_back_pks = True
+        # Set per chunk by before_import; the package goes on to the rows even when before_import failed.
+        self._not_in_file, self._file_fields, self._key_in_file = set(), None, True
+        #: Row number -> NewRow for a chunk of a file of new rows (``before_import``), else None.
+        self.new_rows = None
         #: Called with 1 after each row (the command line's progress bar).
         self.progress = None
         for name in [name for name, field in self.fields.items() if self.is_secret(name, field)]:
@@ -248,11 +262,48 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         return result
 
     def import_row(self, row, instance_loader, **kwargs):
-        """The package files every row's exception under the row; a failing database stops at once instead."""
+        """A prepared new row is queued for ``bulk_create``; any other goes through the package's ``import_row``.
+
+        The package files every row's exception under the row; a failing database stops at once instead.
+        """
+        if self.new_rows is not None:
+            return self.import_new_row(row, self.new_rows.pop(kwargs["row_number"]), **kwargs)
         row_result = super().import_row(row, instance_loader, **kwargs)
         for error in row_result.errors:
             if isinstance(error.error, DATABASE_FAILURES):
                 raise error.error
+        return row_result
+
+    def import_new_row(self, row, prepared, **kwargs):
+        """The RowResult of a row ``before_import`` prepared; a valid one is saved (queued for the batch)."""
+        row_result = self.get_row_result_class()()
+        row_result.row_values = row
+        if prepared.failure is not None:
+            row_result.import_type = RowResult.IMPORT_TYPE_ERROR
+            error = self.get_error_result_class()(prepared.failure, row=row, number=kwargs["row_number"])
+            row_result.errors.append(error)
+            return row_result
+        if prepared.error is not None:
+            row_result.import_type = RowResult.IMPORT_TYPE_INVALID
+            row_result.validation_error = prepared.error
+            return row_result
+        instance = prepared.instance
+        row_result.import_type = RowResult.IMPORT_TYPE_NEW
+        try:
+            self.save_instance(instance, True, row, **kwargs)
+            row_result.object_repr = str(instance)
+            # Per import, not flipped on the class as the package's import_row does.
+            if self._meta.store_instance or kwargs.get("retain_instance_in_row_result", False):
+                row_result.instance = instance
+            self.after_import_row(row, row_result, **kwargs)
+        except ValidationError as e:
+            row_result.import_type = RowResult.IMPORT_TYPE_INVALID
+            row_result.validation_error = e
+        except DATABASE_FAILURES:
+            raise
+        except Exception as e:
+            row_result.import_type = RowResult.IMPORT_TYPE_ERROR
+            row_result.errors.append(self.get_error_result_class()(e, row=row, number=kwargs["row_number"]))
         return row_result
 
     def handle_import_error(self, result, error, raise_errors=False):
@@ -278,9 +329,11 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
     # -- checks before any row -------------------------------------------------
 
     def before_import(self, dataset, **kwargs):
-        """Check the header row, then unique columns against the file and the database."""
+        """Check the header row, then unique columns against the file and the database; prepare new rows."""
         super().before_import(dataset, **kwargs)
         headers = dataset.headers or []
+        self.new_rows = None
+        self._key_in_file = bool(self.key_columns() & set(headers))
         check_headers(self, headers)
         check_privilege(self, headers, kwargs.get("user"))
         self._unique_conflicts = find_unique_conflicts(self, dataset, self._seen_unique)
@@ -291,37 +344,47 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         model_fields = self._meta.model._meta.concrete_fields
         self._not_in_file = {f.name for f in model_fields if f.name not in carried and f.attname not in carried}
         self._cleaner = FieldCleaner(self._meta.model)
-        make = instance_factory(self._meta.model)
-        self._make_instance = (
-            (lambda values: _without_password(make(values))) if _has_password(self._meta.model) else make
-        )
         self._m2m_file_fields = self.m2m_fields(dict.fromkeys(headers))
-        self._plain_file_fields = [f for f in present if not f.readonly and f not in self._m2m_file_fields]
-        self._need_pks = self.read_back_pks or bool(self._m2m_file_fields)
+        plain = [f for f in present if not f.readonly and f not in self._m2m_file_fields]
+        if self.takes_new_rows_path(headers):
+            new_rows = NewRows(self, plain, self._not_in_file, kwargs)
+            self.new_rows = new_rows.prepare(dataset, self._unique_conflicts, kwargs)
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
-        self._file_fields = self._not_in_file = self._cleaner = self._m2m_file_fields = None
+        self._file_fields = self._not_in_file = self._cleaner = self._m2m_file_fields = self.new_rows = None
 
-    def _takes_new_rows_path(self, headers):
+    def takes_new_rows_path(self, headers):
         """Every row is new (no key column), and no subclass customises a per-row hook."""
-        id_columns = {self.fields[f].column_name for f in self.get_import_id_fields() if f in self.fields}
         present = [f for f in super().get_import_fields() if f.column_name in headers and not f.readonly]
         return (
             self._meta.use_bulk
             and self._meta.skip_diff
-            and not id_columns & set(headers)
+            and self._meta.clean_model_instances
+            and not self._key_in_file
             and all(f.attribute and "__" not in f.attribute for f in present)
             and all(getattr(type(self), hook) is getattr(DatabaseModelResource, hook) for hook in ROW_HOOKS)
         )
 
-    def import_data_inner(self, dataset, dry_run, raise_errors, using_transactions, collect_failed_rows, **kwargs):
-        """A file of new rows takes a row loop of its own (``import_new_rows``); any other, the package's."""
-        if collect_failed_rows or not self._takes_new_rows_path(dataset.headers or []):
-            return super().import_data_inner(
-                dataset, dry_run, raise_errors, using_transactions, collect_failed_rows, **kwargs
-            )
-        return self.import_new_rows(dataset, dry_run, raise_errors, using_transactions, **kwargs)
+    def key_columns(self):
+        """The file columns of the declared ``import_id_fields`` (the rows' keys)."""
+        return {self.fields[f].column_name for f in self._meta.import_id_fields if f in self.fields}
+
+    def get_import_id_fields(self):
+        """No key fields for a file without the key column: every row is new (stock allows that only for "id")."""
+        return self._meta.import_id_fields if self._key_in_file else []
+
+    def get_instance(self, instance_loader, row):
+        """A file without the key column has no existing rows to find."""
+        if not self._key_in_file:
+            return None
+        return super().get_instance(instance_loader, row)
+
+    def new_instance(self, values):
+        """A new row made by the model's own constructor, on the alias, from the cleaned ``values``."""
+        instance = self._meta.model(**values)
+        instance._state.db = self.using
+        return _without_password(instance)
 
     def get_import_fields(self):
         """During an import, only the fields whose column the file has (stock walks every field per row)."""
@@ -334,11 +397,11 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
 
     def save_instance(self, instance, is_create, row, **kwargs):
         """A preview validates every row and sends nothing to the database (stock writes, then rolls back)."""
-        if not self._is_dry_run(kwargs):
+        if not kwargs.get("dry_run", False):
             super().save_instance(instance, is_create, row, **kwargs)
 
     def delete_instance(self, instance, row, **kwargs):
-        if not self._is_dry_run(kwargs):
+        if not kwargs.get("dry_run", False):
             instance._state.db = self.using
             super().delete_instance(instance, row, **kwargs)
 
@@ -380,13 +443,13 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
             raise ValidationError(errors)
 
     def clean_m2m(self, instance, row, **kwargs):
-        """Clean the row's M2M cells into ``instance._pending_m2m``; return their errors."""
+        """Clean the row's M2M cells into ``instance.import_m2m`` (attribute -> related rows); return their errors."""
         errors = {}
-        instance._pending_m2m = {}
+        instance.import_m2m = {}
         m2m = self._m2m_file_fields if self._m2m_file_fields is not None else self.m2m_fields(row)
         for field in m2m:
             try:
-                instance._pending_m2m[field.attribute] = list(field.clean(row, **kwargs))
+                instance.import_m2m[field.attribute] = list(field.clean(row, **kwargs))
             except ValueError as e:
                 errors[field.attribute] = ValidationError(str(e), code="invalid")
         return errors
@@ -397,13 +460,6 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
             super().import_field(field, instance, row, is_m2m, **kwargs)
         except (ArithmeticError, TypeError) as exc:
             raise ValueError(widget_message(field, exc)) from None
-
-    def _check_import_id_fields(self, headers):
-        """A file without the key column only adds rows: fine for any key (stock allows only "id")."""
-        columns = [self.fields[f].column_name for f in self.get_import_id_fields() if f in self.fields]
-        if columns and not any(column in (headers or []) for column in columns):
-            return
-        super()._check_import_id_fields(headers)
 
     def m2m_fields(self, row):
         return [
@@ -416,14 +472,24 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
         ]
 
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
-        if self.create_instances and (using_transactions or not dry_run):
-            try:
-                insert_rows(self._meta.model, self.create_instances, self.using, need_pks=self._need_pks)
+        """Write the queued new rows with ``bulk_create`` on the alias: never in a preview, nor once a row failed.
+
+        Once the import is bound to roll back, writing more is wasted.
+        """
+        try:
+            if self.create_instances and not dry_run and not self.bound_to_fail(result):
+                create_rows(self._meta.model, self.create_instances, self.using, batch_size=self._meta.batch_size)
                 self.write_m2m(self.create_instances, replace=False)
-            except Exception as e:
-                self.handle_import_error(result, e, raise_errors)
-            finally:
-                self.create_instances.clear()
+        except Exception as e:
+            self.handle_import_error(result, e, raise_errors)
+        finally:
+            self.create_instances.clear()
+
+    def bound_to_fail(self, result):
+        """Whether the import so far has a problem that rolls it all back."""
+        if result is None:
+            return False
+        return bool(result.base_errors or result.error_rows or (result.invalid_rows and self.all_or_nothing))
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         if self.update_instances and (using_transactions or not dry_run):
@@ -433,7 +499,7 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
                     for f in self.get_import_fields()
                     if f.attribute
                     and not f.readonly
-                    and f.attribute not in self.get_import_id_fields()
+                    and f.attribute not in self._meta.import_id_fields
                     and not isinstance(f.widget, widgets.ManyToManyWidget)
                 ]
                 if fields:
@@ -458,16 +524,16 @@ class DatabaseModelResource(NewRowsMixin, resources.ModelResource):
 
     def save_m2m(self, instance, row, **kwargs):
         """Row-by-row mode: write the cleaned M2M values on the alias."""
-        if self._meta.use_bulk or self._is_dry_run(kwargs):
+        if self._meta.use_bulk or kwargs.get("dry_run", False):
             return
-        for attribute, related in getattr(instance, "_pending_m2m", {}).items():
+        for attribute, related in getattr(instance, "import_m2m", {}).items():
             getattr(instance, attribute).set(related)
 
     def write_m2m(self, instances, replace):
         """Insert the through rows of a batch in one statement per relation."""
         by_attribute = defaultdict(list)
         for instance in instances:
-            for attribute, related in getattr(instance, "_pending_m2m", {}).items():
+            for attribute, related in getattr(instance, "import_m2m", {}).items():
                 by_attribute[attribute].append((instance, related))
         for attribute, pairs in by_attribute.items():
             field = self._meta.model._meta.get_field(attribute)
@@ -543,7 +609,7 @@ def _names(names, most=10):
 def required_columns(resource):
     """Columns without which a new row cannot be valid: non-blank model fields with no default."""
     model = resource._meta.model
-    id_fields = set(resource.get_import_id_fields())
+    id_fields = set(resource._meta.import_id_fields)
     required = []
     for name, field in resource.fields.items():
         if field.readonly or name in id_fields or not field.attribute:
@@ -569,7 +635,7 @@ def find_unique_conflicts(resource, dataset, seen=None):
     """
     seen = {} if seen is None else seen
     model = resource._meta.model
-    id_field = next(iter(resource.get_import_id_fields()), None)
+    id_field = next(iter(resource._meta.import_id_fields), None)
     id_column = resource.fields[id_field].column_name if id_field in resource.fields else None
     headers = dataset.headers or []
     source_rows = getattr(dataset, "source_rows", None)
@@ -588,7 +654,7 @@ def find_unique_conflicts(resource, dataset, seen=None):
             continue
         raws = dataset.get_col(headers.index(field.column_name))
         # Unique columns are plain (not relations): each cell cleaned on its own.
-        cleaned = resource.column_cleaner(field, {})(raws, [{field.column_name: raw} for raw in raws])
+        cleaned = column_cleaner(field, {}, resource.pure_widgets)(raws, [{field.column_name: raw} for raw in raws])
         ids = dataset.get_col(headers.index(id_column)) if id_column in headers else None
         values, earlier = {}, seen.setdefault(field.attribute, {})
         for number, (raw, value) in enumerate(zip(raws, cleaned, strict=True), 1):
@@ -675,9 +741,13 @@ def resource_for(model, fields=None, **meta):
     """A DatabaseModelResource class for ``model``; pass ``using=`` to its instances.
 
     Rows are matched on the primary key (whatever it is called); models with
-    multi-table parents are written row by row (bulk_create cannot).
+    multi-table parents are written row by row (bulk_create cannot).  A
+    generated column is the database's to compute: never imported or exported.
     """
     options = {"import_id_fields": [model._meta.pk.name], **meta}
+    generated = [field.name for field in model._meta.concrete_fields if field.generated]
+    if generated and fields is None:
+        options["exclude"] = [*options.get("exclude", ()), *generated]
     if model._meta.concrete_model._meta.parents:
         options["use_bulk"] = False
     if fields is not None:

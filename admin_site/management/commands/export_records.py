@@ -16,17 +16,15 @@ import time
 from pathlib import Path
 
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import FieldError, ValidationError
 from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
-from admin_site.conf import panel_apps
 from admin_site.pinning import using_database
+from admin_site.transfers.cli import check_model_on_alias
 from admin_site.transfers.exports import FORMATS, stream_export
 from admin_site.transfers.records import audited
 from admin_site.transfers.resources import resource_for
-from routers import app_label_of
 
 STDOUT = "<stdout>"
 
@@ -103,16 +101,7 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown model '{label}': use app_label.ModelName, e.g. customers.Customer.") from None
 
     def check_alias(self, alias, model):
-        panels = settings.CONSOLE_DATABASES
-        if alias not in panels:
-            raise CommandError(f"Unknown database '{alias}': use one of {', '.join(panels)}.")
-        holders = panel_apps(panels).get(app_label_of(model), [])
-        if alias not in holders:
-            where = ", ".join(holders) or "no database"
-            raise CommandError(
-                f"'{alias}' does not hold {model._meta.app_label}.{model.__name__}; its app lives in: {where}."
-            )
-        return alias
+        return check_model_on_alias(model, alias)
 
     # -- output -----------------------------------------------------------------
 

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 from django.apps import apps
-from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 from tqdm import tqdm
 
 from admin_site.pinning import using_database
+from admin_site.transfers.cli import check_model_on_alias
 from admin_site.transfers.formats import BY_NAME, FileFormatError, excerpt, max_upload_bytes
 from admin_site.transfers.imports import read_dataset, run_import
 from admin_site.transfers.resources import resource_for
@@ -99,15 +99,11 @@ class Command(BaseCommand):
         )
 
     def model(self, label, database):
-        if database not in settings.CONSOLE_DATABASES:
-            raise CommandError(f"Unknown database '{database}'; configured: {', '.join(settings.CONSOLE_DATABASES)}.")
         try:
             model_class = apps.get_model(label)
         except (LookupError, ValueError):
             raise CommandError(f"Unknown model '{label}'; use app_label.ModelName, e.g. customers.Customer.") from None
-        app_label = model_class._meta.concrete_model._meta.app_label
-        if app_label not in settings.CONSOLE_DATABASES[database]["apps"]:
-            raise CommandError(f"Database '{database}' does not hold {label} (app '{app_label}').")
+        check_model_on_alias(model_class, database)
         return model_class
 
     def progress(self):
