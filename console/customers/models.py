@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Concat, Replace
 from django.urls import reverse
 
 
@@ -71,6 +72,12 @@ class Customer(Timestamped):
     )
     contact_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     last_contacted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: Name and email as words for the FULLTEXT search (MySQL): InnoDB reads "_" as a letter, so it becomes a space.
+    search_words = models.GeneratedField(
+        expression=Replace(Concat("name", models.Value(" "), "email"), models.Value("_"), models.Value(" ")),
+        output_field=models.CharField(max_length=455),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-id"]
