@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, connections
 
+from admin_site.adapters.django import selects_whole_table
+
 EXACT, ESTIMATED, AT_LEAST = "exact", "estimated", "at least"
 
 
-#: The count's bounds (``DatabaseAdminMixin`` attributes): rows counted exactly at most, seconds a count may
-#: take (about what a whole page costs), and seconds a FULLTEXT search's count may take.
-EXACT_COUNT_MAX, COUNT_TIME_LIMIT, SEARCH_TIME_LIMIT = 10_000, 0.02, 0.015
+#: The count's bounds (``BigTableListMixin`` attributes): rows counted exactly at most, and seconds a count
+#: may take (about what a whole page costs) before the list says "more than N".
+EXACT_COUNT_MAX, COUNT_TIME_LIMIT = 10_000, 0.02
 
 
 #: A count's first step, in rows (``count_rows``): it goes on, ten times as far each step, while that is cheap.
@@ -66,11 +68,10 @@ def estimable(queryset):
     """True when ``queryset`` means "every row of one table": its table's row estimate applies.
 
     A filter of any kind (list filters, search, a proxy's filtered manager,
-    ``extra(where=...)``) puts a condition in ``query.where``; a multi-table
-    child counts the rows of its own table, one per child.
+    ``extra(where=...)``) is a condition on the rows; a multi-table child
+    counts the rows of its own table, one per child.
     """
-    query = queryset.query
-    return not (query.where or query.distinct or query.combinator or query.is_sliced or query.group_by)
+    return selects_whole_table(queryset)
 
 
 def table_estimate(queryset):
@@ -174,9 +175,9 @@ def next_count_step(counted, exact_count_max, seconds, step_seconds, count_time_
     """How far the next step of a count reads (ten times as far), or 0 when it would not be cheap.
 
     Only while ten times the last step's time still fits in ``count_time_limit``:
-    a row of a filter on an indexed column costs a tenth of a microsecond, a row
-    found through a join ten times that.  The first counts on to "more than
-    10,000" in 2 ms; the second stops at "more than 1,000" instead of spending 25 ms.
+    a row found through an index on the filtered column is cheap, a row found
+    through a join costs many times as much: the first counts on to "more than
+    10,000", the second stops at "more than 1,000".
     """
     most = min(counted * 10, exact_count_max)
     if most <= counted or seconds + step_seconds * (most / counted) > count_time_limit:

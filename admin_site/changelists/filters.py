@@ -133,20 +133,30 @@ BOUND_FILTERS = {
 }
 
 
+def bound_field_list_filter(field, request, params, model, model_admin, field_path):
+    """The filter Django picks for ``field`` (``FieldListFilter.create``), its choices read on the panel's database.
+
+    Related filters list their choices as they are built, with the panel pinned;
+    an all-values filter's lazy choices are bound to the alias.
+    """
+    alias = model_admin.admin_site.alias
+    with using_database(alias):
+        spec = filters.FieldListFilter.create(field, request, params, model, model_admin, field_path=field_path)
+    if isinstance(spec, filters.AllValuesFieldListFilter):
+        spec.lookup_choices = spec.lookup_choices.using(alias)
+    return spec
+
+
 def bind_list_filter(model, entry):
     """Return ``entry`` (a ``list_filter`` item) with database-bound filter classes.
 
-    Plain field paths get the class Django would pick, bound; ``(path, class)``
-    pairs get the bound twin of their class.  ``SimpleListFilter`` subclasses
-    filter the changelist's (already bound) queryset and pass unchanged.
+    Plain field paths get the filter Django would pick, bound
+    (``bound_field_list_filter``); ``(path, class)`` pairs get the bound twin of
+    their class.  ``SimpleListFilter`` subclasses filter the changelist's
+    (already bound) queryset and pass unchanged.
     """
     if isinstance(entry, str):
-        field = get_fields_from_path(model, entry)[-1]
-        for test, filter_class in filters.FieldListFilter._field_list_filters:
-            if test(field):
-                bound = BOUND_FILTERS.get(filter_class)
-                return (entry, bound) if bound else entry
-        return entry
+        return (entry, bound_field_list_filter)
     if isinstance(entry, (list, tuple)):
         path, filter_class = entry
         return (path, BOUND_FILTERS.get(filter_class, filter_class))

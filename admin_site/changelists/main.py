@@ -1,20 +1,19 @@
 """The changelist of a big table: counted by ``ChangeListPaginator``, rows read without ``DISTINCT``.
 
 Its date hierarchy reads only the first and last date (index look-ups)
-instead of ``SELECT DISTINCT`` over every row.
+instead of ``SELECT DISTINCT`` over every row (``admin_site.changelists.dates``).
 """
 
-import datetime
-
+from django.contrib.admin.filters import FieldListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import InvalidPage
 from django.db import connections, models
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
 
-from admin_site.changelists.counts import COUNT_TIME_LIMIT, StatementTimeout, count_rows, statement_time_limit
+from admin_site.changelists.counts import count_rows
+from admin_site.changelists.dates import date_hierarchy_context
 from admin_site.changelists.paginator import (
     CURSOR_VAR,
     DEFERRED_JOIN_FROM,
@@ -24,37 +23,15 @@ from admin_site.changelists.paginator import (
     make_cursor,
     read_cursor,
 )
-from admin_site.changelists.search import matches
 from admin_site.changelists.values import check_lookups
 
 
-def without_distinct(queryset, root_queryset):
-    """``queryset`` with its duplicate rows removed by ``EXISTS`` instead of ``SELECT DISTINCT``.
-
-    A filter or search across a multi-valued relation (``addresses__city``,
-    ``tags``) makes Django add ``DISTINCT`` over every selected column: the
-    database must build every joined row before it can sort and take one
-    page.  "Rows of the list for which such a row exists" lets it walk the
-    list's own order and stop after a page (MariaDB: a FirstMatch semi-join).
-    """
-    if not queryset.query.distinct or queryset.query.distinct_fields:
-        return queryset
-    inner = queryset.order_by()
-    inner.query.distinct = False
-    rows = root_queryset.filter(models.Exists(inner.filter(pk=models.OuterRef("pk"))))
-    rows = rows.order_by(*queryset.query.order_by)
-    rows.query.select_related = queryset.query.select_related
-    return rows
-
-
 def distinct_keys(queryset):
-    """The distinct primary keys of ``queryset`` (a list with ``DISTINCT``): as many as it has rows.
+    """The distinct primary keys of ``queryset`` (a list with duplicate rows): as many as it has rows.
 
     Counting them, ``SELECT COUNT(*) FROM (SELECT DISTINCT pk ... LIMIT n)``, reads
-    the join from the filter's side (an index on the related column and its key):
-    "customers with an address in Lyon" counts 10,000 of them in about 20 ms, where
-    ``without_distinct``'s EXISTS checks the customers one by one (a second, for
-    the same count).
+    the join from the filter's side (an index on the related column and its key),
+    where the ``EXISTS`` that reads a page fast checks the list's rows one by one.
     """
     return queryset.order_by().values("pk").distinct()
 
@@ -66,8 +43,6 @@ class DatabaseChangeList(ChangeList):
     bounded_dates = True
     #: ... and renders the rows with ``admin_site.changelists.results.fast_results`` (Django's HTML, per column).
     fast_results = True
-    #: ... and its filters with the ``fast_list_filter`` tag (Django's HTML, without a template per filter).
-    fast_filters = True
 
     def get_query_string(self, new_params=None, remove=None):
         """Django's query string, each parameter encoded once per page instead of once per link.
@@ -109,32 +84,68 @@ class DatabaseChangeList(ChangeList):
         ``OverflowError`` (a year past a C long), nor the ``ValueError`` or ``OverflowError``
         of the next year, month or day after 9999-12-31, where its bounds end.  The
         query string's own lookups are checked once the list is built (``check_lookups``).
+        Duplicate rows are ``get_queryset``'s to remove: Django is told there are none.
         """
         try:
-            filters = super().get_filters(request)
+            specs, has_filters, lookups, may_have_duplicates, has_active_filters = super().get_filters(request)
         except (OverflowError, ValueError) as error:
             raise IncorrectLookupParameters(error) from error
-        lookups = filters[2]  # lookups of the query string itself, not of a list filter
         if any(name.endswith("__range") for name in lookups):
             # Django passes the string on whole: its characters become the range's bounds, one each.
             raise IncorrectLookupParameters("a range cannot be given in a query string")
-        self.has_lookups = bool(lookups)
-        return filters
+        self.has_lookups = bool(lookups)  # lookups of the query string itself, not of a list filter
+        self.filters_may_have_duplicates = may_have_duplicates
+        return specs, has_filters, lookups, False, has_active_filters
 
     def get_queryset(self, request, exclude_parameters=None):
-        """The list's rows; the cursor of a next/previous link is not a filter: set it aside."""
+        """The list's rows, each once: duplicates from a join removed by ``EXISTS``, not ``SELECT DISTINCT``.
+
+        A filter or search across a multi-valued relation (``addresses__city``,
+        ``tags``) makes Django add ``DISTINCT`` over every selected column: the
+        database must build every joined row before it can sort and take one
+        page.  "Rows of the list for which such a row exists" lets it walk the
+        list's own order and stop after a page (MariaDB: a FirstMatch semi-join).
+        So Django builds the list without its search, and the search follows
+        here, where its duplicates flag can be read; the cursor of a
+        next/previous link is not a filter: it is set aside.
+        """
         if not hasattr(self, "cursor"):
             self.cursor = self.params.pop(CURSOR_VAR, None)
             self.filter_params.pop(CURSOR_VAR, None)
-        queryset = super().get_queryset(request, exclude_parameters)
+        search_term, self.query = self.query, ""
+        try:
+            queryset = super().get_queryset(request, exclude_parameters)
+        finally:
+            self.query = search_term
+        queryset, search_may_have_duplicates = self.model_admin.get_search_results(request, queryset, search_term)
         if self.has_lookups:
             check_lookups(queryset)
-        rows = without_distinct(queryset, self.root_queryset)
+        duplicates = self.filters_may_have_duplicates or search_may_have_duplicates
+        ordering = self.get_ordering(request, self.root_queryset)  # what Django ordered ``queryset`` by
+        rows = self.without_duplicates(queryset, ordering) if duplicates else queryset
         if exclude_parameters is None:
+            self.list_ordering = ordering
+            self.duplicates_removed = duplicates
             # The EXISTS that reads a page fast counts slowly: the database checks the list's rows one by
             # one. Its distinct keys are read from the join, through the filter's own index.
-            self.counted_queryset = distinct_keys(queryset) if rows is not queryset else rows
+            self.counted_queryset = distinct_keys(queryset) if duplicates else rows
         return rows
+
+    def without_duplicates(self, queryset, ordering):
+        """The rows that ``queryset`` (joined, with duplicates) finds, each once, ordered by ``ordering``."""
+        rows = self.root_queryset.filter(models.Exists(queryset.order_by().filter(pk=models.OuterRef("pk"))))
+        return self.apply_select_related(rows).order_by(*ordering)
+
+    def is_unfiltered(self):
+        """True when the list shows every row of ``root_queryset``: no search and no filter parameter.
+
+        A ``SimpleListFilter`` may filter with no value chosen: a list showing one is never taken as unfiltered.
+        """
+        return not (
+            self.query
+            or self.get_filters_params()
+            or any(not isinstance(spec, FieldListFilter) for spec in self.filter_specs)
+        )
 
     def get_results(self, request):
         paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
@@ -147,16 +158,16 @@ class DatabaseChangeList(ChangeList):
         count = paginator.row_count
         self.count_seconds = count.seconds
         self.count_stopped = count.stopped
-        # Unfiltered, the "N total" is the list's own count: count once (Django counts twice, #8408).
-        unfiltered = self.queryset.query.where == self.root_queryset.query.where
+        # Unfiltered, the "N total" is the list's own count: count once (Django counts twice).
+        unfiltered = self.is_unfiltered()
         if self.show_full_result_count and not unfiltered:
             self.full_row_count = count_rows(self.root_queryset, paginator.exact_count_max, paginator.count_time_limit)
         self.can_show_all = count.exact and count.value <= self.list_max_show_all
         if self.show_all and self.can_show_all:
             self.page = None
-            self.result_list = self.queryset._clone()
+            self.result_list = self.queryset.all()
         else:
-            self.keys = keyset_fields(self.queryset)
+            self.keys = keyset_fields(self.model, self.list_ordering)
             cursor = self.read_cursor()
             try:
                 if cursor:
@@ -232,87 +243,5 @@ class DatabaseChangeList(ChangeList):
         }
 
     def date_hierarchy_context(self):
-        """Django's date hierarchy, with the years, months or days spanned by the first and last date.
-
-        Django lists them with ``SELECT DISTINCT`` over every row of the list;
-        the first and last date are two index look-ups.  A year (month, day)
-        without rows inside the span is listed too, and shows an empty list.
-        """
-        return bounded_date_hierarchy(self)
-
-
-def bounded_date_hierarchy(cl):
-    """The context Django's ``date_hierarchy.html`` expects, built from the list's first and last date."""
-    from django.contrib.admin.templatetags.admin_list import date_hierarchy
-
-    return date_hierarchy(_HierarchyStub(cl))
-
-
-class _HierarchyStub:
-    """What Django's ``date_hierarchy`` tag reads from a changelist, with a queryset that lists dates cheaply."""
-
-    def __init__(self, cl):
-        self._cl = cl
-        self.date_hierarchy = cl.date_hierarchy
-        self.model = cl.model
-        self.params = cl.params
-        seconds = getattr(cl.model_admin, "count_time_limit", COUNT_TIME_LIMIT)
-        # The count and the list's own span share one time budget: MIN/MAX over rows as slow to read
-        # as a count that used most of it, or ran out of it, would run out too. Over a FULLTEXT search
-        # MIN/MAX is one more look-up of the index, as dear as the count, and across a relation filter
-        # (duplicates removed, ``distinct_keys``) no index leads with the filter and the date: MIN/MAX
-        # reads every row the join finds. Those take the whole list's span instead.
-        left = seconds - getattr(cl, "count_seconds", 0.0)
-        joined = getattr(cl, "counted_queryset", cl.queryset) is not cl.queryset
-        cheap = (
-            left > seconds / 4 and not getattr(cl, "count_stopped", False) and not matches(cl.queryset) and not joined
-        )
-        tries = [(cl.queryset, left)] if cheap else []
-        self.queryset = _SpanDates([*tries, (cl.root_queryset, seconds)], cl.date_hierarchy)
-
-    def get_query_string(self, new_params=None, remove=None):
-        return self._cl.get_query_string(new_params, remove)
-
-
-class _SpanDates:
-    """Answers ``aggregate(Min, Max)`` and ``dates()``/``datetimes()`` from one MIN/MAX query.
-
-    The dates listed are every year, month or day between the first and the
-    last date.  MIN/MAX is an index look-up when an index leads with the
-    list's filter and the date; when it is not (it runs out of its time, or
-    the count left it too little), the unfiltered list's span stands in.
-    """
-
-    def __init__(self, tries, field_name):
-        self._tries = tries  # (queryset, seconds) pairs, in order
-        self._field_name = field_name
-
-    @cached_property
-    def span(self):
-        name = self._field_name
-        for queryset, seconds in self._tries:
-            try:
-                with statement_time_limit(queryset.db, seconds):
-                    return queryset.order_by().aggregate(first=models.Min(name), last=models.Max(name))
-            except StatementTimeout:
-                continue
-        return {"first": None, "last": None}
-
-    def aggregate(self, **aggregates):
-        return dict(self.span)
-
-    def dates(self, field_name, kind):
-        first, last = self.span["first"], self.span["last"]
-        if first is None or last is None:
-            return []
-        if isinstance(first, datetime.datetime):
-            first, last = (timezone.localtime(v) if timezone.is_aware(v) else v for v in (first, last))
-            first, last = first.date(), last.date()
-        if kind == "year":
-            return [datetime.date(year, 1, 1) for year in range(first.year, last.year + 1)]
-        if kind == "month":
-            months = range(first.year * 12 + first.month - 1, last.year * 12 + last.month)
-            return [datetime.date(m // 12, m % 12 + 1, 1) for m in months]
-        return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
-
-    datetimes = dates
+        """Django's date hierarchy context, with the years, months or days spanned by the first and last date."""
+        return date_hierarchy_context(self)

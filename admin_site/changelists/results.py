@@ -1,10 +1,9 @@
-"""The changelist's rows, each column settled once per page: Django's HTML in a fraction of its time.
+"""The changelist's rows with each column settled once per page, in Django's HTML.
 
 Django's ``items_for_result`` works out every cell from scratch: it looks the
 column's field up again, asks the ModelAdmin for its empty value, reverses the
 row's change URL and resolves it once more to add the preserved filters, and
-builds each cell with ``format_html``: on a 50-row page of nine columns,
-about a quarter of the page's time.  ``fast_results`` settles per column what
+builds each cell with ``format_html``.  ``fast_results`` settles per column what
 does not change from row to row (the field, the classes, the link), builds one
 change URL and fills in each row's key, and remembers a column's rendered cell
 per distinct value (a status, a country, an amount) within the page.  The HTML
@@ -17,11 +16,10 @@ import datetime
 from urllib.parse import quote as url_quote
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.admin.templatetags.admin_list import ResultList, _coerce_field_name, results
+from django.contrib.admin.templatetags.admin_list import ResultList, results
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import (
     FieldIsAForeignKeyColumnName,
-    _get_non_gfk_field,
     display_for_field,
     display_for_value,
     lookup_field,
@@ -31,10 +29,11 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.urls import NoReverseMatch
-from django.urls.resolvers import RFC3986_SUBDELIMS
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+
+from admin_site.adapters.django import column_css_name, list_display_field
 
 #: A key no real row has: reversed once, then replaced by each row's key.
 _KEY = "console-row-key-7f3a"
@@ -42,6 +41,8 @@ _KEY = "console-row-key-7f3a"
 #: Not floats or Decimals: 0.0 == -0.0 (and Decimal("0") == Decimal("-0")) but they print differently.
 _MEMO_TYPES = (str, int, bool, type(None), datetime.date, datetime.datetime, datetime.time)
 _NOWRAP_FIELDS = (models.DateField, models.TimeField, models.ForeignKey)
+#: What ``reverse`` leaves unquoted in a path: RFC 3986's sub-delimiters and "/~:@".
+PATH_SAFE = "!$&'()*+,;=" + "/~:@"
 
 
 def _field_classes(css, field):
@@ -125,7 +126,7 @@ class _RowLink:
         if not key:  # the change URL's path converter needs at least one character
             return None
         before, after = self.template
-        return before + url_quote(key, safe=RFC3986_SUBDELIMS + "/~:@") + after
+        return before + url_quote(key, safe=PATH_SAFE) + after
 
     def anchor(self, result, text):
         """``<a href="...">text</a>`` to the row's change page, escaped as ``format_html`` would."""
@@ -153,11 +154,11 @@ class _Column:
         self.link = link
         self.model_admin = cl.model_admin
         self.empty = cl.model_admin.get_empty_value_display()
-        self.css = "action-checkbox" if name == "action_checkbox" else f"field-{_coerce_field_name(name, index)}"
+        self.css = "action-checkbox" if name == "action_checkbox" else f"field-{column_css_name(name, index)}"
         self.linked, self.tag = False, "td"
         self.memo = {}
         try:
-            field = _get_non_gfk_field(cl.lookup_opts, name)
+            field = list_display_field(cl.lookup_opts, name)
         except (FieldDoesNotExist, FieldIsAForeignKeyColumnName):
             field = None
         # A concrete field is read straight off the row; anything else (a callable, a ModelAdmin

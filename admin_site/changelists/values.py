@@ -8,6 +8,8 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.utils import timezone
 
+from admin_site.adapters.django import query_parameters
+
 
 def column_value(field, value, connection):
     """``value`` as ``field``'s Python value; ValueError when no row of the column on ``connection`` holds it.
@@ -45,7 +47,7 @@ def check_lookups(queryset):
     relation, an infinite float), a 500 as the page is read.
     """
     try:
-        _sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+        params = query_parameters(queryset)
     except EmptyResultSet:
         return
     except Exception as error:  # as ChangeList.get_queryset: there is no other way to validate lookups
