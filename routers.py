@@ -32,6 +32,7 @@ class PanelRouter:
         return self._holders
 
     def db_for_read(self, model, **hints):
+        """The pinned alias, the instance's database or the app's home, among the aliases holding the app."""
         aliases = self.holders.get(app_label_of(model))
         if not aliases:
             # Unconfigured app: fall through to the empty `default`, which

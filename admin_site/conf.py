@@ -1,15 +1,18 @@
-"""Build ``DATABASES`` from the console's panel configuration and the environment.
+"""Build ``DATABASES`` and ``CACHES`` from the console's panel configuration and the environment.
 
 Imported by settings modules, so it must not import models or touch
 ``django.conf.settings``.  Each panel alias reads one variable,
 ``CONSOLE_DB_<ALIAS>``, holding a database URL parsed by dj-database-url; when
 it is unset the alias gets the embedded default, a SQLite file under ``var/``.
+The cache reads ``CONSOLE_CACHE_URL`` (see ``cache_settings``).
 """
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 #: Hosts for which TLS is pointless and costly (PyMySQL builds a TLS context
 #: on every connect): traffic never leaves the machine.
@@ -18,6 +21,14 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 #: How long a MySQL connection is kept between requests; health checks make
 #: a connection the server dropped reconnect instead of failing the request.
 CONN_MAX_AGE = 300
+
+
+#: URL schemes of ``CONSOLE_CACHE_URL`` that Django's Redis backend understands.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+#: Seconds to wait for Redis to connect and to answer, unless the URL says otherwise
+#: (``?socket_timeout=...``): a cache that hangs must not hold a request for long.
+CACHE_TIMEOUTS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 
 
 def env_var(alias):
@@ -79,3 +90,28 @@ def panel_apps(panels):
         for app_label in panel["apps"]:
             holders.setdefault(app_label, []).append(alias)
     return holders
+
+
+def cache_settings(url):
+    """Return a ``CACHES`` dict for ``url``: this process's memory when empty, else that Redis server.
+
+    Local memory is private to each server process; a Redis URL
+    (``redis://host:6379/0``, ``rediss://`` for TLS, ``unix:///path.sock``) lets
+    every process of every host share one cache.
+    """
+    url = url.strip()
+    if not url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "console"}}
+    scheme = urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        # Never echo the URL: it may hold a password.
+        schemes = ", ".join(f"{name}://" for name in REDIS_SCHEMES)
+        raise ImproperlyConfigured(f"CONSOLE_CACHE_URL must be a {schemes} URL, not {scheme or 'no'} scheme.")
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "console",
+            "OPTIONS": dict(CACHE_TIMEOUTS),
+        }
+    }

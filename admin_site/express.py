@@ -53,8 +53,8 @@ VHOST = REPO / "deploy" / "apache" / "data-console.conf"
 #: Apache's own error pages (a body over the limit, a time-out), served at ``/console-errors/`` as in the vhost.
 ERROR_PAGES = {413: "413.html", 500: "50x.html", 502: "50x.html", 503: "50x.html", 504: "50x.html"}
 #: Apache worker threads (--max-clients), all started at once and kept: a keep-alive connection whose request
-#: waits for the daemon holds one, and when none is idle new connections wait unaccepted (express's default, 22,
-#: starved about 20 of 50 keep-alive sessions).  Reaping idle workers would close their keep-alive connections.
+#: waits for the daemon holds one, and when none is idle new connections wait unaccepted (express's default is
+#: too few; see deploy/README.md).  Reaping idle workers would close their keep-alive connections.
 MAX_CLIENTS = 100
 
 

@@ -3,7 +3,7 @@
 The site already pins its alias around each request; these bases bind the
 same paths explicitly as well, hook by hook, so a ModelAdmin is correct even
 when called outside a pinned request.  Each override names the leak it closes
-(numbers refer to ``shared/notes/multidb-admin.md``).
+(numbers refer to the list in ``docs/architecture.md``).
 """
 
 from django.contrib import admin
@@ -76,6 +76,7 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
         return super().get_object(request, object_id, from_field)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        """The form validates and assigns relations with the alias pinned (#5-#8)."""
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)
 
     def get_list_filter(self, request):
@@ -83,12 +84,15 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
         return [bind_list_filter(self.model, entry) for entry in super().get_list_filter(request)]
 
     def save_model(self, request, obj, form, change):
+        """Save on the panel's alias, not the router's choice."""
         obj.save(using=self.alias)
 
     def delete_model(self, request, obj):
+        """Delete on the panel's alias."""
         obj.delete(using=self.alias)
 
     def delete_queryset(self, request, queryset):
+        """Bulk delete on the panel's alias."""
         queryset.using(self.alias).delete()
 
     def save_formset(self, request, form, formset, change):
@@ -119,8 +123,10 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
             return super().delete_view(request, object_id, extra_context)
 
     def changelist_view(self, request, extra_context=None):
-        """list_editable validates (unique checks, #6) and saves inside
-        ``atomic(router.db_for_write(model))`` (#4): pin the alias for that POST."""
+        """list_editable saves in the panel's transaction, its unique checks pinned (#4, #6).
+
+        Django validates and saves those rows inside ``atomic(router.db_for_write(model))``.
+        """
         if request.method == "POST" and "_save" in request.POST:
             with using_database(self.alias), transaction.atomic(using=self.alias):
                 return super().changelist_view(request, extra_context)
@@ -129,16 +135,19 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
     # History (#11): LogEntry has no database column; PanelLogEntry records it.
 
     def log_addition(self, request, obj, message):
+        """Django's entry, tagged with this panel's database."""
         entry = super().log_addition(request, obj, message)
         self.admin_site.tag_log_entries([entry])
         return entry
 
     def log_change(self, request, obj, message):
+        """Django's entry, tagged with this panel's database."""
         entry = super().log_change(request, obj, message)
         self.admin_site.tag_log_entries([entry])
         return entry
 
     def log_deletions(self, request, queryset):
+        """Django's entries, tagged with this panel's database."""
         entries = super().log_deletions(request, queryset)
         self.admin_site.tag_log_entries(entries)
         return entries
@@ -175,14 +184,15 @@ class DatabaseInlineMixin(DatabaseBoundMixin):
     """Inline rows, their choices and their DELETE check on the panel's alias."""
 
     def get_formset(self, request, obj=None, **kwargs):
+        """Inline forms validate and run their DELETE check with the alias pinned (#5-#8)."""
         formset = super().get_formset(request, obj, **kwargs)
         formset.form = bind_form(formset.form, self.alias)
         return formset
 
 
 class DatabaseTabularInline(DatabaseInlineMixin, admin.TabularInline):
-    pass
+    """A tabular inline on the panel's database."""
 
 
 class DatabaseStackedInline(DatabaseInlineMixin, admin.StackedInline):
-    pass
+    """A stacked inline on the panel's database."""

@@ -262,6 +262,7 @@ class DatabaseOutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        """The 503 page when ``exception`` means a database is unreachable; ``None`` lets Django answer."""
         if not is_unreachable(exception):
             return None
         alias = failing_alias(exception)

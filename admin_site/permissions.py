@@ -6,6 +6,7 @@ from django.db import router
 
 
 def access_codename(alias):
+    """The codename of the permission to enter ``alias``'s panel."""
     return f"access_{alias}"
 
 

@@ -35,9 +35,11 @@ class DatabaseAdminSite(admin.AdminSite):
         self.site_url = "/"
 
     def has_permission(self, request):
+        """Active staff with this panel's access permission (``admin_site.permissions``)."""
         return can_enter(request.user, self.alias)
 
     def admin_view(self, view, cacheable=False):
+        """Django's login and CSRF wrapper around a view that runs with the alias pinned."""
         return super().admin_view(self.pin(view), cacheable)
 
     def pin(self, view):
@@ -52,12 +54,14 @@ class DatabaseAdminSite(admin.AdminSite):
         return maybe_pinned
 
     def get_urls(self):
+        """Django's URLs, the login page pinned too."""
         urls = super().get_urls()
         # login is the one view admin_view() does not wrap.
         urls.insert(0, path("login/", self.pin(self.login), name="login"))
         return urls
 
     def each_context(self, request):
+        """Django's page context plus the panel's alias, title and colour for the database band."""
         context = super().each_context(request)
         context.update(panel_alias=self.alias, panel_title=self.title, panel_colour=self.colour)
         return context

@@ -14,6 +14,7 @@ from admin_site.status import database_status
 
 
 def home(request):
+    """The panels this user may enter, each with its database's status; a login page for anonymous users."""
     sites = all_sites()
     if not request.user.is_authenticated:
         first = next(iter(sites))

@@ -9,7 +9,7 @@ module that imports this one, then rebuild ``DATABASES`` from it.
 import os
 from pathlib import Path
 
-from admin_site.conf import database_settings
+from admin_site.conf import cache_settings, database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var"))
@@ -43,6 +43,10 @@ CONSOLE_DATABASES = {
 DATABASES = database_settings(CONSOLE_DATABASES, VAR_DIR)
 DATABASE_ROUTERS = ["routers.PanelRouter"]
 
+# Each server process's own memory by default; CONSOLE_CACHE_URL=redis://host:6379/0 shares one
+# Redis cache between processes and hosts (admin_site.conf.cache_settings).
+CACHES = cache_settings(os.environ.get("CONSOLE_CACHE_URL", ""))
+
 INSTALLED_APPS = [
     "admin_site",  # first: its templates override the admin's
     "django.contrib.admin.apps.SimpleAdminConfig",
@@ -57,7 +61,8 @@ INSTALLED_APPS = [
     "console.legacy",
     "console.demo",
 ]
-# `manage.py runmodwsgi` (make run) where mod_wsgi is installed (requirements-wsgi.txt; it needs apache2-dev).
+# mod_wsgi-express's `runmodwsgi` (which `manage.py serve`, i.e. make run, starts) where mod_wsgi is installed
+# (requirements-wsgi.txt; it needs apache2-dev).
 # Inside Apache, `mod_wsgi` is the embedded module, not this package: the import fails there, as it should.
 try:
     import mod_wsgi.express  # noqa: F401

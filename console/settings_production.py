@@ -3,9 +3,9 @@
 mod_wsgi daemon processes never see Apache's ``SetEnv`` values in ``os.environ``, and
 uWSGI, cron and an operator's shell each have environments of their own.  So this
 module first reads the *environment file* (``CONSOLE_ENV_FILE``, default
-``/etc/data-console/console.env``, ``NAME=value`` lines) into ``os.environ``, then
-builds the settings.  Apache, uWSGI and ``manage.py`` therefore start from the same
-file; a variable already in the process environment wins over the file.
+``/etc/data-console/console.env``; python-dotenv's ``NAME=value`` format) into
+``os.environ``, then builds the settings.  Apache, uWSGI and ``manage.py`` therefore
+start from the same file; a variable already in the process environment wins over the file.
 
 The console refuses to start (``ImproperlyConfigured``, one message naming every
 problem) without a real ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` and a
@@ -18,32 +18,30 @@ import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv.parser import parse_stream
 
 ENV_FILE = "/etc/data-console/console.env"
 
-_ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+#: What a shell accepts as a variable name; python-dotenv alone would take ``a-b`` or a bare word.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def read_env_file(path):
-    """Return the ``NAME=value`` pairs of an environment file.
+    """Return the ``NAME=value`` pairs of an environment file, parsed by python-dotenv.
 
-    Blank lines and ``#`` comments are skipped; ``export`` and one pair of matching
-    quotes around a value are allowed, so the file also suits systemd's
-    ``EnvironmentFile=`` and a shell's ``set -a; . file``.  No expansion, no escapes.
+    The format suits systemd's ``EnvironmentFile=`` and a shell's ``set -a; . file``
+    too: ``#`` comments, ``export``, quoted values.  ``${NAME}`` is not expanded.  A
+    line that is not an assignment is an error naming its line number, never its text,
+    which may hold a secret; python-dotenv alone would skip it with a warning.
     """
     values = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _ASSIGNMENT.match(line)
-        if not match:
-            # Never echo the line: it may hold a secret.
-            raise ImproperlyConfigured(f"{path}, line {number}: expected NAME=value.")
-        name, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name] = value
+    with Path(path).open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.key is None and not binding.error:
+                continue  # blank lines and comments
+            if binding.error or binding.value is None or not _NAME.match(binding.key):
+                raise ImproperlyConfigured(f"{path}, line {binding.original.line}: expected NAME=value.")
+            values[binding.key] = binding.value
     return values
 
 

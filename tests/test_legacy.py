@@ -44,9 +44,12 @@ def test_both_dialects_create_the_same_tables_and_view():
     assert names["mysql"] == names["sqlite"] == ["CUSTMAST", "INVOICE", "PRODUCT_PRICE", "V_OPEN_INVOICES"]
 
 
-def test_statements_split_at_line_end_semicolons_and_skip_comments():
-    sql = "-- a comment; not a statement\nCREATE TABLE A (X INT);\nCREATE VIEW V AS\nSELECT X FROM A;\n"
-    assert statements(sql) == ["CREATE TABLE A (X INT)", "CREATE VIEW V AS\nSELECT X FROM A"]
+def test_statements_are_split_where_sql_ends_them_and_comments_are_dropped():
+    sql = (
+        "-- a comment; not a statement\nCREATE TABLE A (X INT, Y VARCHAR(3) DEFAULT ';'); -- trailing\n"
+        "CREATE VIEW V AS\nSELECT X FROM A;\n"
+    )
+    assert statements(sql) == ["CREATE TABLE A (X INT, Y VARCHAR(3) DEFAULT ';')", "CREATE VIEW V AS\nSELECT X FROM A"]
 
 
 def test_schema_command_created_every_table_and_the_view():

@@ -98,14 +98,19 @@ def test_check_deploy_reports_no_issues_and_connects_to_no_database(settings_env
 
 def test_environment_file_fills_in_what_the_process_environment_lacks(settings_env, tmp_path):
     from_file = {**settings_env, "DJANGO_ALLOWED_HOSTS": "from-file.example.com", "DJANGO_CSRF_TRUSTED_ORIGINS": ""}
+    from_file["CONSOLE_CACHE_URL"] = "redis://127.0.0.1:6379/1"  # read, not connected to
     env_file = write_env_file(tmp_path / "console.env", from_file)
-    env_file.write_text(env_file.read_text(encoding="utf-8") + 'export DJANGO_HSTS_PRELOAD="0"\n')
+    env_file.write_text(
+        env_file.read_text(encoding="utf-8") + 'export DJANGO_HSTS_PRELOAD="0"\nDJANGO_LOG_LEVEL=WARNING  # quieter\n'
+    )
     script = textwrap.dedent("""
         import json
         from django.conf import settings
         print(json.dumps({"hosts": settings.ALLOWED_HOSTS, "debug": settings.DEBUG, "key": settings.SECRET_KEY,
                           "preload": settings.SECURE_HSTS_PRELOAD, "static": str(settings.STATIC_ROOT),
-                          "databases": {a: settings.DATABASES[a]["PORT"] for a in settings.CONSOLE_DATABASES}}))
+                          "databases": {a: settings.DATABASES[a]["PORT"] for a in settings.CONSOLE_DATABASES},
+                          "cache": [settings.CACHES["default"][k] for k in ("BACKEND", "LOCATION")],
+                          "log_level": settings.LOGGING["root"]["level"]}))
     """)
     env = {
         "DJANGO_SETTINGS_MODULE": "console.settings_production",
@@ -118,9 +123,11 @@ def test_environment_file_fills_in_what_the_process_environment_lacks(settings_e
     assert loaded["hosts"] == [HOST, f"www.{HOST}"]  # the process environment wins
     assert loaded["key"] == settings_env["DJANGO_SECRET_KEY"]  # quotes stripped
     assert loaded["debug"] is False and loaded["preload"] is False
+    assert loaded["log_level"] == "WARNING"  # an inline comment is not part of the value
     assert loaded["static"] == settings_env["DJANGO_STATIC_ROOT"]
     port = int(settings_env[env_var("users")].split(":")[2].split("/")[0])
     assert loaded["databases"] == {alias: port for alias in base_settings.CONSOLE_DATABASES}
+    assert loaded["cache"] == ["django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/1"]
 
 
 @pytest.mark.parametrize("name", REQUIRED)

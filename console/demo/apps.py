@@ -1,3 +1,5 @@
+"""App config for the demo data command."""
+
 from django.apps import AppConfig
 
 

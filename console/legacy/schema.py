@@ -8,6 +8,8 @@ tests compare them with the models.
 import re
 from pathlib import Path
 
+import sqlparse
+
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 #: connection.vendor -> the dialect file written for it.
@@ -17,7 +19,6 @@ SCHEMA_FILES = {
 }
 
 _CREATED = re.compile(r"^\s*CREATE\s+(?:TABLE|VIEW)\s+[`\"]?(\w+)[`\"]?", re.IGNORECASE)
-_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 
 def schema_file(vendor):
@@ -31,13 +32,9 @@ def schema_file(vendor):
 
 
 def statements(sql):
-    """Split ``sql`` into statements: each ends with ``;`` at the end of a line.
-
-    Whole-line ``--`` comments are dropped first so a ``;`` in a comment never
-    splits; the files keep no ``;`` inside string literals.
-    """
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [statement.strip() for statement in _STATEMENT_END.split(code) if statement.strip()]
+    """Split ``sql`` into its statements, without comments or the closing ``;`` (``sqlparse``)."""
+    code = sqlparse.format(sql, strip_comments=True)
+    return [statement for statement in sqlparse.split(code, strip_semicolon=True) if statement]
 
 
 def created_names(sql):

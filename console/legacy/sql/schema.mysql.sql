@@ -3,7 +3,7 @@
 -- Kept as the old system has it: upper-case names, a column called CLASS and
 -- one called FROM (a reserved word, quoted), TINYINT(1) flags, no foreign-key
 -- constraints (INVOICE.CUSTNO is a plain integer), a view and a composite key.
--- Statements end with ";" at the end of a line: create_legacy_schema splits there.
+-- create_legacy_schema splits the statements with sqlparse and drops the comments.
 -- Keep console/legacy/sql/schema.sqlite.sql in step.
 -- Indexes marked "admin" serve the console's list filters, orderings and date
 -- hierarchies on big tables; databases created before them get them from

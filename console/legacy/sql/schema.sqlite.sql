@@ -4,7 +4,7 @@
 -- identifiers quoted with double quotes, INTEGER PRIMARY KEY AUTOINCREMENT for
 -- AUTO_INCREMENT, and BOOLEAN for TINYINT(1), the type Django's SQLite backend
 -- gives a BooleanField (and inspectdb reads back as one).
--- Statements end with ";" at the end of a line: create_legacy_schema splits there.
+-- create_legacy_schema splits the statements with sqlparse and drops the comments.
 -- Keep console/legacy/sql/schema.mysql.sql in step.
 
 CREATE TABLE "CUSTMAST" (
