@@ -17,7 +17,7 @@ PRIVATE_NAMES = [
     # --- exports ---
     Private("django.db.models.query:QuerySet", "_iterable_class", sample=lambda: _sample_queryset()),
     Private("django.db.models.sql.query:Query", "clear_limits", ("self",)),
-    Private("django.db.models.sql.query:Query", "get_compiler", ("self", "using", "connection", "elide_empty")),
+    # Query.get_compiler: listed under changelists.
     Private("django.db.models.sql.compiler:SQLCompiler", "as_sql", ("self", "with_limits", "with_col_aliases")),
     Private("django.db.models.sql.compiler:SQLCompiler", "select", sample=lambda: _sample_compiler()),
     Private("django.db.models.sql.compiler:SQLCompiler", "get_converters", ("self", "expressions")),
