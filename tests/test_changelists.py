@@ -620,6 +620,38 @@ def test_the_substring_warning_is_shown_once(root_client):
 
 
 @search_db
+def test_a_lone_star_marks_nothing_on_every_backend(root_client):
+    """``*`` alone is no term: the same rows as without it, on SQLite and MySQL alike."""
+    seed_lindqvists()
+    everyone = shown(page(root_client, "customers", Customer))
+    assert shown(page(root_client, "customers", Customer, q="*")) == everyone
+    assert shown(page(root_client, "customers", Customer, q='** "*"')) == everyone
+    lindqvists = shown(page(root_client, "customers", Customer, q="lindqvist"))
+    assert shown(page(root_client, "customers", Customer, q="* lindqvist *")) == lindqvists
+
+
+@search_db
+def test_a_search_of_too_many_terms_is_a_bad_request_not_a_server_error(root_client):
+    seed_lindqvists()
+    assert page(root_client, "customers", Customer, q=" ".join(["lindqvist"] * 50))
+    response = root_client.get(admin_url("customers", Customer, "changelist", q=" ".join(["ab"] * 1000)))
+    assert response.status_code == 400
+    export = root_client.get(admin_url("customers", Customer, "export", q=" ".join(["*ab"] * 1000)))
+    assert export.status_code == 400
+
+
+@search_db
+@pytest.mark.skipif("connections['customers'].vendor != 'mysql'")
+def test_the_substring_warning_names_a_few_short_terms_once(root_client):
+    seed_lindqvists()
+    terms = ["*" + "x" * 5000] + ["*ab"] * 30 + [f"*{word}" for word in ("cd", "ef", "gh", "ij", "kl", "mn")]
+    response = page(root_client, "customers", Customer, q=" ".join(terms))
+    [warning] = [str(message) for message in response.context["messages"]]
+    assert warning.count("“ab”") == 1 and "are searched inside words too" in warning
+    assert "3 more" in warning and "x" * 40 + "…" in warning and "x" * 41 not in warning
+
+
+@search_db
 def test_an_action_on_ticked_rows_of_a_search_whose_count_ran_out_takes_every_ticked_row(root_client, monkeypatch):
     joined, inside = seed_lindqvists()
     stopped_count(monkeypatch)

@@ -9,7 +9,14 @@ from admin_site.changelists.counts import COUNT_TIME_LIMIT, EXACT_COUNT_MAX
 from admin_site.changelists.main import DatabaseChangeList
 from admin_site.changelists.paginator import ChangeListPaginator
 from admin_site.changelists.results import action_checkbox_html
-from admin_site.changelists.search import fulltext_plan, quote, split_terms, substring_warning
+from admin_site.changelists.search import (
+    SUBSTRING_MARK,
+    check_search,
+    fulltext_plan,
+    quote,
+    split_terms,
+    substring_warning,
+)
 
 
 class BigTableListMixin:
@@ -34,10 +41,11 @@ class BigTableListMixin:
 
     def get_search_results(self, request, queryset, search_term):
         """Words through the FULLTEXT index where there is one, else Django's search; ``*term``: a substring."""
+        check_search(search_term)
         plan = fulltext_plan(self, request, queryset, search_term)
         if plan is None:
-            word_terms, substrings = split_terms(search_term)
-            if substrings:  # the "*" only marks a substring: Django's search is one already
+            if SUBSTRING_MARK in search_term:  # the "*" only marks a substring: Django's search is one already
+                word_terms, substrings = split_terms(search_term)
                 search_term = " ".join(quote(term) for term in word_terms + substrings)
             return super().get_search_results(request, queryset, search_term)
         like_terms, conditions = plan
@@ -53,6 +61,8 @@ class BigTableListMixin:
         """The list; a search inside words (``*term``) where the index answers searches says it is slow."""
         response = super().changelist_view(request, extra_context)
         search_term = request.GET.get(SEARCH_VAR, "")
+        if response.status_code != 200:
+            return response
         if request.method == "GET" and search_term and isinstance(response, TemplateResponse):
             warning = substring_warning(self, request, self.get_queryset(request).db, search_term)
             if warning:

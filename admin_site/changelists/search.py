@@ -21,12 +21,15 @@ Each backend gives a search one meaning, whatever the load:
   (``substring_warning``).
 """
 
+import itertools
 import re
 
+from django.core.exceptions import BadRequest
 from django.db import connections, models
 from django.db.models.expressions import ExpressionList
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 #: InnoDB's default stopword list (information_schema.INNODB_FT_DEFAULT_STOPWORD).
 INNODB_STOPWORDS = frozenset(
@@ -38,6 +41,10 @@ WORD = re.compile(r"[^\W_]+")
 MAX_TOKEN = 84  # innodb_ft_max_token_size
 #: A search term starting with this is searched as a substring (Django's ``icontains``), inside words too.
 SUBSTRING_MARK = "*"
+#: Terms a search may have: each is a condition on every search field (SQLite's expression depth ends near 1,000).
+MAX_SEARCH_TERMS = 50
+#: Substring terms the warning names, each cut to ``WARNING_TERM_CHARS`` characters.
+WARNING_TERMS, WARNING_TERM_CHARS = 5, 40
 
 
 class Match(models.Lookup):
@@ -88,8 +95,17 @@ def search_terms(search_term):
         yield bit
 
 
+def check_search(search_term):
+    """Refuse (400) a search of more than ``MAX_SEARCH_TERMS`` terms: no one types it, and its SQL may not build."""
+    if len(list(itertools.islice(search_terms(search_term), MAX_SEARCH_TERMS + 1))) > MAX_SEARCH_TERMS:
+        raise BadRequest(f"A search may have at most {MAX_SEARCH_TERMS} terms.")
+
+
 def split_terms(search_term):
-    """``(word terms, substring terms)`` of ``search_term``: a substring term loses its leading ``*``."""
+    """``(word terms, substring terms)`` of ``search_term``: a substring term loses its leading ``*``.
+
+    A term that is only ``*`` marks nothing and is dropped, on every backend.
+    """
     words, substrings = [], []
     for term in search_terms(search_term):
         if term.startswith(SUBSTRING_MARK):
@@ -145,11 +161,20 @@ def substring_warning(model_admin, request, alias, search_term):
     substrings = split_terms(search_term)[1]
     if not substrings or fulltext_columns(model_admin, request, alias) is None:
         return None
-    terms = ", ".join(f"“{term}”" for term in substrings)
-    return _(
+    unique = list(dict.fromkeys(substrings))
+    shown = [
+        f"“{term[:WARNING_TERM_CHARS]}…”" if len(term) > WARNING_TERM_CHARS else f"“{term}”"
+        for term in unique[:WARNING_TERMS]
+    ]
+    if len(unique) > WARNING_TERMS:
+        shown.append(_("%(count)d more") % {"count": len(unique) - WARNING_TERMS})
+    return ngettext(
         "%(terms)s is searched inside words too (*): that reads every row of the list and can be slow. "
-        "Without the *, a search finds words and the start of words through the index."
-    ) % {"terms": terms}
+        "Without the *, a search finds words and the start of words through the index.",
+        "%(terms)s are searched inside words too (*): that reads every row of the list and can be slow. "
+        "Without the *, a search finds words and the start of words through the index.",
+        len(unique),
+    ) % {"terms": ", ".join(shown)}
 
 
 def quote(term):
