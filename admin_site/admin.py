@@ -1,4 +1,6 @@
-"""The audit trail of imports and exports, read-only on the console's own panel."""
+"""The audit trail of imports and exports, and login lockouts, on the console's own panel."""
+
+from axes.models import AccessAttempt
 
 import admin_site
 from admin_site.models import TransferRecord
@@ -12,3 +14,31 @@ class TransferRecordAdmin(ReadOnlyAdminMixin, DatabaseModelAdmin):
     search_fields = ["username", "model", "file_name"]
     date_hierarchy = "started_at"
     list_select_related = ["user"]
+
+
+@admin_site.register(AccessAttempt)
+class AccessAttemptAdmin(DatabaseModelAdmin):
+    """Login lockouts (django-axes): read-only; deleting a row clears that lockout."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info"]
+    list_filter = ["attempt_time", "path_info"]
+    search_fields = ["username", "ip_address"]
+    date_hierarchy = "attempt_time"
+    readonly_fields = [
+        "username",
+        "ip_address",
+        "user_agent",
+        "path_info",
+        "failures_since_start",
+        "attempt_time",
+        "get_data",
+        "post_data",
+    ]
+    exclude = ["http_accept"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Viewing is enough; the view permission or the change permission lets a user see the rows.
+        return False

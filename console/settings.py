@@ -6,6 +6,7 @@ Databases come from the environment (``CONSOLE_DB_<ALIAS>`` URLs, see
 module that imports this one, then rebuild ``DATABASES`` from it.
 """
 
+import datetime
 import os
 from pathlib import Path
 
@@ -26,7 +27,7 @@ CONSOLE_DATABASES = {
     "users": {
         "title": "User data",
         "colour": "#1d4ed8",
-        "apps": ["auth", "contenttypes", "sessions", "admin", "admin_site", "profiles"],
+        "apps": ["auth", "contenttypes", "sessions", "admin", "admin_site", "profiles", "axes"],
     },
     "customers": {
         "title": "Customer data",
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "import_export",
+    "axes",  # login throttling; its tables are on the users database
     "console.profiles",
     "console.customers",
     "console.legacy",
@@ -81,7 +83,30 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A request whose database cannot be reached: a 503 page naming it (admin_site.outages).
     "admin_site.outages.DatabaseOutageMiddleware",
+    # Last: turns a locked-out login into the lockout page (admin_site.throttling).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes, README "Login throttling"): AxesBackend first refuses a locked-out login
+# before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+#: Failed logins (per username and address) within the cool-off that lock them out.
+CONSOLE_LOGIN_FAILURE_LIMIT = int(os.environ.get("CONSOLE_LOGIN_FAILURE_LIMIT", 5))
+#: Minutes a failure counts and a lockout lasts.
+CONSOLE_LOGIN_COOLOFF_MINUTES = int(os.environ.get("CONSOLE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_FAILURE_LIMIT = CONSOLE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=CONSOLE_LOGIN_COOLOFF_MINUTES)
+# Each failure expires on its own after the cool-off: "5 within 15 minutes", not 5 ever.
+AXES_USE_ATTEMPT_EXPIRATION = True
+# One counter per username and address; the database handler shares it between server processes.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_USERNAME_CALLABLE = "admin_site.throttling.username"
+AXES_LOCKOUT_CALLABLE = "admin_site.throttling.lockout_response"
+# The address is REMOTE_ADDR: X-Forwarded-For is never read (django-ipware is not installed).
+AXES_RESET_ON_SUCCESS = True
+# Axes' own admin registration is replaced by the users panel's (admin_site.admin).
+AXES_ENABLE_ADMIN = False
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"
@@ -141,5 +166,7 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # One line when a database becomes unreachable (with its traceback), one when it is back.
         "admin_site.outages": {"level": "INFO"},
+        # django-axes: failures and lockouts (warnings), not its start-up banner and per-request notes.
+        "axes": {"level": "WARNING"},
     },
 }
