@@ -231,7 +231,10 @@ class DatabaseModelResource(resources.ModelResource):
         return super().get_queryset().using(self.using)
 
     def init_instance(self, row=None):
-        instance = super().init_instance(row)
+        return self.on_alias(super().init_instance(row))
+
+    def on_alias(self, instance):
+        """A new ``instance`` bound to the alias; a user without a password gets an unusable one."""
         instance._state.db = self.using
         return _without_password(instance)
 
@@ -382,9 +385,7 @@ class DatabaseModelResource(resources.ModelResource):
 
     def new_instance(self, values):
         """A new row made by the model's own constructor, on the alias, from the cleaned ``values``."""
-        instance = self._meta.model(**values)
-        instance._state.db = self.using
-        return _without_password(instance)
+        return self.on_alias(self._meta.model(**values))
 
     def get_import_fields(self):
         """During an import, only the fields whose column the file has (stock walks every field per row)."""
