@@ -80,6 +80,9 @@ def _tune(config):
         options = config.setdefault("OPTIONS", {})
         options.setdefault("timeout", 20)
         options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        # SQLite has no SELECT ... FOR UPDATE: a transaction takes the write lock when it begins, so a
+        # save's conflict check and its write are one step (admin_site.concurrency).
+        options.setdefault("transaction_mode", "IMMEDIATE")
     return config
 
 

@@ -13,6 +13,7 @@ from django.db import connections, transaction
 from admin_site.changelists.filters import bind_list_filter
 from admin_site.changelists.options import BigTableListMixin
 from admin_site.changelists.values import column_value
+from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin
 from admin_site.pinning import using_database
 from admin_site.transfers.options import DatabaseImportExportMixin
 
@@ -78,6 +79,10 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         """The form validates and assigns relations with the alias pinned (#5-#8)."""
         return bind_form(super().get_form(request, obj, change=change, **kwargs), self.alias)
+
+    def get_changelist_form(self, request, **kwargs):
+        """A ``list_editable`` row validates and runs its unique checks on the alias (#6-#8)."""
+        return bind_form(super().get_changelist_form(request, **kwargs), self.alias)
 
     def get_list_filter(self, request):
         """Related and all-values filters build their choices on the alias (#1-#3)."""
@@ -159,8 +164,8 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
 
-class DatabaseAdminMixin(DatabaseBindingMixin, BigTableListMixin, DatabaseImportExportMixin):
-    """The three concerns together; put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``)."""
+class DatabaseAdminMixin(DatabaseBindingMixin, StaleSaveAdminMixin, BigTableListMixin, DatabaseImportExportMixin):
+    """The four concerns together; put before a ModelAdmin class (``class A(DatabaseAdminMixin, UserAdmin)``)."""
 
 
 class DatabaseModelAdmin(DatabaseAdminMixin, admin.ModelAdmin):
@@ -190,9 +195,9 @@ class DatabaseInlineMixin(DatabaseBoundMixin):
         return formset
 
 
-class DatabaseTabularInline(DatabaseInlineMixin, admin.TabularInline):
+class DatabaseTabularInline(DatabaseInlineMixin, StaleSaveInlineMixin, admin.TabularInline):
     """A tabular inline on the panel's database."""
 
 
-class DatabaseStackedInline(DatabaseInlineMixin, admin.StackedInline):
+class DatabaseStackedInline(DatabaseInlineMixin, StaleSaveInlineMixin, admin.StackedInline):
     """A stacked inline on the panel's database."""

@@ -20,6 +20,7 @@ from admin_site.changelists import counts as changelists
 from admin_site.changelists import main, paginator
 from admin_site.changelists.counts import StatementTimeout, estimable, statement_time_limit
 from admin_site.changelists.search import Match
+from admin_site.concurrency import STATE_FIELD
 from admin_site.sites import all_sites
 from console.customers.models import ActiveCustomer, Address, Customer, Order, Tag
 from console.legacy.models import Custmast, Invoice
@@ -358,8 +359,10 @@ def test_an_editable_list_past_an_inexact_count_edits_the_rows_it_shows(root_cli
         assert [form.instance.pk for form in response.context["cl"].formset.forms] == shown(response)
     pks = shown(second)
     data = {"form-TOTAL_FORMS": "2", "form-INITIAL_FORMS": "2", "form-MIN_NUM_FORMS": "0", "_save": "Save"}
+    forms = second.context["cl"].formset.forms
     for number, pk in enumerate(pks):
         data |= {f"form-{number}-id": str(pk), f"form-{number}-name": f"renamed{number}"}
+        data[f"form-{number}-{STATE_FIELD}"] = forms[number].initial[STATE_FIELD]  # the row's state token
     assert root_client.post(admin_url("customers", Tag, "changelist"), data).status_code == 302
     assert dict(Tag.objects.using("customers").filter(pk__in=pks).values_list("pk", "name")) == {
         pk: f"renamed{number}" for number, pk in enumerate(pks)

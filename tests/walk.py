@@ -14,6 +14,7 @@ from django.urls import include, path, reverse
 
 from admin_site.changelists.filters import RelatedIdFieldListFilter
 from admin_site.changelists.paginator import CURSOR_VAR, make_cursor
+from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin
 from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
 from admin_site.sites import DatabaseAdminSite, all_sites
 from tests.conftest import seed_customers, seed_users
@@ -191,6 +192,8 @@ def _request_for(client):
 # -- the request pin alone ---------------------------------------------------
 
 BINDING_MIXINS = (DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin)
+#: Console hooks that are not database binding: stock admins keep them (their forms refuse stale saves).
+KEPT = (StaleSaveAdminMixin, StaleSaveInlineMixin)
 
 
 def unbind(admin_class):
@@ -200,7 +203,7 @@ def unbind(admin_class):
     that comes after them in the MRO (Django's, or e.g. UserAdmin's).
     """
     mro = admin_class.__mro__
-    rest = [cls for cls in mro if cls not in BINDING_MIXINS and not _defined_by_console(cls)]
+    rest = [cls for cls in mro if cls not in BINDING_MIXINS and (cls in KEPT or not _defined_by_console(cls))]
     attrs = {}
     for mixin in BINDING_MIXINS:
         if mixin not in mro:

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from admin_site.changelists.results import fast_results
+from admin_site.concurrency import STATE_FIELD
 
 register = template.Library()
 
@@ -39,11 +40,17 @@ def fast_result_list(cl):
     headers = list(result_headers(cl))
     return {
         "cl": cl,
-        "result_hidden_fields": list(result_hidden_fields(cl)),
+        "result_hidden_fields": [*result_hidden_fields(cl), *state_fields(cl)],
         "result_headers": headers,
         "num_sorted_fields": sum(1 for h in headers if h["sortable"] and h["sorted"]),
         "results": fast_results(cl),
     }
+
+
+def state_fields(cl):
+    """Each ``list_editable`` row's state token (``admin_site.concurrency``): Django renders only the key."""
+    forms = cl.formset.forms if cl.formset else ()
+    return [form[STATE_FIELD] for form in forms if STATE_FIELD in form.fields]
 
 
 @register.tag(name="fast_result_list")
