@@ -21,6 +21,7 @@ from admin_site.models import TransferRecord
 from admin_site.pinning import using_database
 from admin_site.transfers.formats import BY_NAME, FileFormatError, check_size, excerpt
 from admin_site.transfers.records import audited
+from admin_site.transfers.rowstates import RowStates
 
 #: Rows handed to django-import-export at a time (a multiple of the resources' batch size).
 CHUNK_ROWS = 2000
@@ -30,6 +31,13 @@ PREVIEW_ROWS = 200
 LOG_ROWS_MAX = 10_000
 #: Longest excerpt of a cell, and of a message, that a problem quotes.
 VALUE_EXCERPT, MESSAGE_EXCERPT = 80, 1000
+
+
+#: A confirm whose file no longer updates every row its preview showed (one was deleted since).
+STALE_PREVIEW = (
+    "Some rows the preview showed as updates were deleted or changed by someone else since. "
+    "Nothing was imported: import the file again to preview it against the rows stored now."
+)
 
 
 #: Errors that are the database's fault (a lost connection, a server gone away, a lock time-out), never the
@@ -147,7 +155,17 @@ class _DatasetRows:
 
 
 def run_import(
-    resource, rows, *, dry_run, user=None, via="admin", file_name="", file_format="", keep_rows=None, **kwargs
+    resource,
+    rows,
+    *,
+    dry_run,
+    user=None,
+    via="admin",
+    file_name="",
+    file_format="",
+    keep_rows=None,
+    row_states=None,
+    **kwargs,
 ):
     """Import ``rows`` (a ``RowStream`` or Dataset) with ``resource`` into its alias, all or nothing.
 
@@ -155,7 +173,9 @@ def run_import(
     it back, and a dry run always does.  A dry run checks on to
     ``max_problems()``; an import stops at the first problem, since nothing
     will be written anyway.  ``keep_rows`` row results are kept (the
-    preview's rows, or every row for the admin's history).
+    preview's rows, or every row for the admin's history).  A preview notes
+    the rows the file updates in ``summary.row_states``; an import given the
+    preview's ``row_states`` refuses rows changed since (``rowstates``).
     """
     if isinstance(rows, tablib.Dataset):
         rows = _DatasetRows(rows)
@@ -163,6 +183,7 @@ def run_import(
         keep_rows = PREVIEW_ROWS if dry_run else LOG_ROWS_MAX
     summary = ImportSummary(keep_rows, max_problems())
     summary.ignored_columns = resource.ignored_columns(rows.headers)
+    resource.row_states = summary.row_states = RowStates() if dry_run else row_states
     audit = (
         nullcontext()
         if dry_run
@@ -193,6 +214,8 @@ def run_import(
                 summary.add_problems([Problem(None, None, None, excerpt(exc, MESSAGE_EXCERPT))])
             finally:
                 chunks.close()
+            if not summary.problems and row_states is not None and not row_states.finish():
+                summary.add_problems([Problem(None, None, None, STALE_PREVIEW)])
             if dry_run or summary.problems:
                 transaction.set_rollback(True, using=resource.using)
         if record is not None:

@@ -28,6 +28,7 @@ from admin_site.transfers.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFor
 from admin_site.transfers.imports import PREVIEW_ROWS
 from admin_site.transfers.records import audited, record_progress
 from admin_site.transfers.resources import resource_for
+from admin_site.transfers.rowstates import RowStates
 from admin_site.transfers.uploads import SharedUploadStorage
 
 
@@ -159,6 +160,9 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         stored = getattr(request.FILES.get("import_file"), "tmp_storage_name", None)
         if stored and not context.get("confirm_form"):
             SharedUploadStorage(name=stored, owner=request.user.pk).remove()
+        elif stored and context.get("result") is not None:
+            # The rows this preview showed as updates: the confirm refuses any changed since.
+            context["result"].row_states.save(SharedUploadStorage(name=stored, owner=request.user.pk).path())
         if not context.get("fields_list"):  # the package leaves it empty after a file error
             resources = [
                 cls(**self.get_import_resource_kwargs(request)) for cls in self.get_import_resource_classes(request)
@@ -201,8 +205,13 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             storage.remove()
             messages.error(request, str(exc))
             return HttpResponseRedirect(import_url)
+        row_states = RowStates.load(storage.path())
+        if row_states is None:
+            storage.remove()
+            messages.error(request, "This upload was not previewed here: upload it again to preview it.")
+            return HttpResponseRedirect(import_url)
         try:
-            result = self.process_dataset(rows, confirm_form, request, **kwargs)
+            result = self.process_dataset(rows, confirm_form, request, row_states=row_states, **kwargs)
         except DatabaseDriverError as exc:
             # The import's transaction did not commit. A broken connection is replaced at the end of
             # the request (CONN_HEALTH_CHECKS), so the retry gets a fresh one.

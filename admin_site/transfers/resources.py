@@ -20,7 +20,7 @@ relation's table.
 
 from collections import defaultdict
 
-from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist, MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
 from django.db import models, router
 from import_export import resources, widgets
 from import_export.results import RowResult
@@ -140,6 +140,8 @@ class DatabaseModelResource(resources.ModelResource):
     pure_widgets = (*PURE_WIDGETS, TextWidget)
     #: An invalid row rolls the import back, and no later batch is written.
     all_or_nothing = True
+    #: What the preview saw of the rows the file updates (``rowstates``); set per import by ``run_import``.
+    row_states = None
     #: Fields never exported, previewed or imported, on any model: matched by field name, attribute
     #: (each step of ``a__b``) or column; a model adds its own in ``console_secret_fields``.
     secret_fields = ("password",)
@@ -227,8 +229,11 @@ class DatabaseModelResource(resources.ModelResource):
         return self.using
 
     def get_queryset(self):
-        """Instance loaders look rows up on the alias."""
-        return super().get_queryset().using(self.using)
+        """Instance loaders look rows up on the alias; a confirm locks the rows it updates (``rowstates``)."""
+        queryset = super().get_queryset().using(self.using)
+        if self.row_states is not None and self.row_states.checking:
+            queryset = queryset.select_for_update()
+        return queryset
 
     def init_instance(self, row=None):
         return self.on_alias(super().init_instance(row))
@@ -381,7 +386,14 @@ class DatabaseModelResource(resources.ModelResource):
         """A file without the key column has no existing rows to find."""
         if not self._key_in_file:
             return None
-        return super().get_instance(instance_loader, row)
+        instance = super().get_instance(instance_loader, row)
+        if instance is not None and self.row_states is not None:
+            fields = [f.attribute for f in self.get_import_fields() if f.attribute and "__" not in f.attribute]
+            concrete = [
+                self._meta.model._meta.get_field(name) for name in fields if _is_concrete(self._meta.model, name)
+            ]
+            self.row_states.visit(instance, concrete)
+        return instance
 
     def new_instance(self, values):
         """A new row made by the model's own constructor, on the alias, from the cleaned ``values``."""
@@ -548,6 +560,15 @@ class DatabaseModelResource(resources.ModelResource):
                 for obj in related
             ]
             through.objects.using(self.using).bulk_create(rows, batch_size=self._meta.batch_size)
+
+
+def _is_concrete(model, name):
+    """Whether ``name`` is a column of ``model`` (not a many-to-many, a property or a reverse relation)."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return field.concrete and not field.many_to_many
 
 
 def _rebind(partial, widget_class):

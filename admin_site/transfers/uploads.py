@@ -23,6 +23,7 @@ from django.conf import settings
 from import_export.tmp_storages import BaseStorage
 
 from admin_site.transfers.records import fail_stale_transfers
+from admin_site.transfers.rowstates import RowStates
 
 
 def upload_dir():
@@ -68,10 +69,13 @@ class SharedUploadStorage(BaseStorage):
         return path
 
     def remove(self):
+        """Delete the upload and what its preview noted beside it (``rowstates``)."""
         try:
-            self.path().unlink(missing_ok=True)
+            path = self.path()
         except FileNotFoundError:
-            pass  # not a name of ours: nothing to remove
+            return  # not a name of ours: nothing to remove
+        path.unlink(missing_ok=True)
+        RowStates.remove(path)
 
     def path(self):
         """Where the upload is; FileNotFoundError for a name not made here or another user's upload."""
