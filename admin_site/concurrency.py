@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.forms.models import InlineForeignKeyField
 from django.utils.encoding import force_bytes
+from django.utils.html import format_html
 from django.utils.text import Truncator
 
 #: The hidden form field that carries the token.
@@ -210,7 +211,11 @@ class ConcurrencyFormMixin:
         others = [f for f in model._meta.concrete_fields if f not in fields and not f.primary_key and not f.generated]
         opened = read_token(self, self.cleaned_data.get(STATE_FIELD))
         name = model._meta.verbose_name
-        reload = f"Nothing was saved. Reload the {name} to see what is stored now, then make your change again."
+        # href="" is this page by GET: the form as stored now, with a fresh token.
+        reload = format_html(
+            'Nothing was saved. <a href="">Reload the {}</a> to see what is stored now, then make your change again.',
+            name,
+        )
         with transaction.atomic(using=using):
             stored = row_values(model, self.instance.pk, [*fields, *others], using, lock=True)
         if stored is None:
@@ -219,8 +224,12 @@ class ConcurrencyFormMixin:
             )
         if opened is None:
             raise ValidationError(
-                f"This form does not say which values of the {name} it was opened with "
-                f"(it is incomplete or was altered). {reload}",
+                format_html(
+                    "This form does not say which values of the {} it was opened with (it is incomplete or was "
+                    "altered). {}",
+                    name,
+                    reload,
+                ),
                 code="conflict",
             )
         self.conflicts = [
@@ -235,7 +244,7 @@ class ConcurrencyFormMixin:
             if opened.get(field.name) != fingerprint(stored[field.name])
         ]
         if self.conflicts:
-            messages = [f"Someone else changed this {name} after you opened it. {reload}"]
+            messages = [format_html("Someone else changed this {} after you opened it. {}", name, reload)]
             messages += [str(conflict) for conflict in self.conflicts]
             raise ValidationError([ValidationError(m, code="conflict") for m in messages])
         # Fields the form does not write are saved too (``Model.save`` writes every column): take them
