@@ -11,6 +11,9 @@ checks, per-row validation, bulk writes) rows/s, stock django-import-export's
 default row-by-row import rows/s on a smaller sample, and the ratios.  Then the
 same file with a ``tags`` column (a many-to-many, as the console's own export
 writes it) against the file without it: the target is at least half the speed.
+Last, a file that updates ``--update-rows`` existing customers: the confirm that
+checks each row against its preview (``rowstates``: rows locked, one keyed hash
+a row) against the same import unchecked (the command line's path).
 """
 
 import argparse
@@ -125,6 +128,42 @@ def console_import(data):
     return elapsed
 
 
+def update_csv(rows):
+    """A file that changes the notes of the first ``rows`` customers, by id (as an edited export would)."""
+    import csv
+    import io
+
+    from console.customers.models import Customer
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    fields = ["id", "name", "email", "phone", "country", "status", "tier", "notes"]
+    writer.writerow(fields)
+    for row in Customer.objects.using("customers").order_by("pk").values_list(*fields[:-1])[:rows]:
+        writer.writerow([*row, f"updated {row[0]}"])
+    return out.getvalue().encode()
+
+
+def update_import(data, checked):
+    """Seconds of the confirm: with the preview's row states (checked), or without (unchecked)."""
+    from admin_site.transfers.imports import read_dataset, run_import
+    from admin_site.transfers.resources import resource_for
+    from admin_site.transfers.rowstates import RowStates
+    from console.customers.models import Customer
+
+    row_states = None
+    if checked:
+        preview = run_import(resource_for(Customer)(using="customers"), read_dataset(data, "csv"), dry_run=True)
+        assert not preview.problems, preview.problems[:3]
+        row_states = RowStates(preview.row_states.seen)
+    started = time.perf_counter()
+    resource = resource_for(Customer)(using="customers")
+    result = run_import(resource, read_dataset(data, "csv"), dry_run=False, row_states=row_states)
+    elapsed = time.perf_counter() - started
+    assert not result.problems, result.problems[:3]
+    return elapsed
+
+
 def stock_import(data):
     """django-import-export as shipped: row-by-row saves, per-row savepoints, diffs."""
     import tablib
@@ -148,6 +187,7 @@ def main():
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--stock-rows", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3, help="raw and console runs alternate; medians are compared")
+    parser.add_argument("--update-rows", type=int, default=20_000)
     parser.add_argument("--url", default=os.environ.get("CONSOLE_BENCH_DB_URL"))
     args = parser.parse_args()
     if not args.url or not args.url.startswith("mysql"):
@@ -175,6 +215,14 @@ def main():
         tag_times.append(console_import(with_tags))
     empty_customers()
 
+    console_import(make_csv(args.update_rows))
+    updates = update_csv(args.update_rows)
+    checked_times, unchecked_times = [], []
+    for _ in range(args.rounds):
+        unchecked_times.append(update_import(updates, checked=False))
+        checked_times.append(update_import(updates, checked=True))
+    empty_customers()
+
     raw, ours = statistics.median(raw_times), statistics.median(our_times)
     raw_rate, our_rate, stock_rate = args.rows / raw, args.rows / ours, args.stock_rows / stock
     print(f"Import of new customers from CSV into MariaDB ({args.rows:,} rows, median of {args.rounds} alternating")
@@ -190,6 +238,14 @@ def main():
     print(f"{'console, file without tags':42} {plain_s:9.2f} {args.rows / plain_s:10,.0f}   {_seconds(plain_times)}")
     print(f"{'console, same file with tags':42} {tags_s:9.2f} {args.rows / tags_s:10,.0f}   {_seconds(tag_times)}")
     print(f"ratio with tags / without = {plain_s / tags_s:.2f}  (target >= 0.50)")
+    checked, unchecked = statistics.median(checked_times), statistics.median(unchecked_times)
+    n = args.update_rows
+    for label, seconds, times in (
+        ("update import, unchecked (command line)", unchecked, unchecked_times),
+        ("update confirm checked against its preview", checked, checked_times),
+    ):
+        print(f"{label:42} {seconds:9.2f} {n / seconds:10,.0f}   {_seconds(times)}")
+    print(f"ratio checked / unchecked = {unchecked / checked:.2f}  (the price of refusing stale rows)")
 
 
 def _seconds(times):
