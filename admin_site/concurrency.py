@@ -281,9 +281,11 @@ class StaleSaveAdminMixin:
     """A ModelAdmin whose change forms and ``list_editable`` rows refuse a stale save."""
 
     def get_fieldsets(self, request, obj=None):
-        """A change form renders the hidden state token with its fields."""
+        """A change form renders the hidden state token with its fields (a read-only page has no form to save)."""
         fieldsets = super().get_fieldsets(request, obj)
-        return fieldsets if obj is None else with_state_field(fieldsets)
+        if obj is None or not self.has_change_permission(request, obj):
+            return fieldsets
+        return with_state_field(fieldsets)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return protect_form(
@@ -299,7 +301,9 @@ class StaleSaveInlineMixin:
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        return fieldsets if obj is None else with_state_field(fieldsets)
+        if obj is None or not self.has_change_permission(request, obj):
+            return fieldsets
+        return with_state_field(fieldsets)
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **model_form_fields(self, request, obj, kwargs))

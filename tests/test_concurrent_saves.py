@@ -362,3 +362,17 @@ def test_a_confirm_whose_preview_notes_are_gone_is_refused(root_client, import_d
     assert Customer.objects.using("customers").get(pk=bob.pk).name == "Bob Baker"
     assert "upload it again" in page_text(root_client.get(response["Location"]))
     assert not list(import_dir.iterdir())  # the upload went too
+
+
+def test_a_read_only_page_shows_no_state_field(client):
+    """Someone who may only view gets no form, so no token, and never a "Console state" row."""
+    from django.contrib.auth.models import Permission
+
+    ann = seed_customers("customers")["ann"]
+    viewer = User.objects.db_manager("users").create_user("vera", "vera@example.com", "pw", is_staff=True)
+    codenames = ["access_customers", "view_customer", "view_address", "view_order"]
+    viewer.user_permissions.set(Permission.objects.using("users").filter(codename__in=codenames))
+    client.force_login(viewer)
+    page = client.get(admin_url("customers", Customer, "change", ann.pk))
+    assert page.status_code == 200 and "Ann Archer" in page.content.decode()
+    assert STATE_FIELD not in page.content.decode() and "Console state" not in page.content.decode()
