@@ -1,6 +1,8 @@
-"""The audit trail of imports and exports, and login lockouts, on the console's own panel."""
+"""The audit trail of imports and exports, login lockouts and second-factor devices, on the console's own panel."""
 
 from axes.models import AccessAttempt
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import admin_site
 from admin_site.models import TransferRecord
@@ -42,3 +44,33 @@ class AccessAttemptAdmin(DatabaseModelAdmin):
     def has_change_permission(self, request, obj=None):
         # Viewing is enough; the view permission or the change permission lets a user see the rows.
         return False
+
+
+class DeviceAdmin(DatabaseModelAdmin):
+    """Second-factor devices: listed without their secrets; deleting a user's devices makes them enrol again.
+
+    Only the user enrols their own device (``admin_site.second_factor``), so nothing is added or changed here,
+    and nothing is exported or imported: a device's secret key and backup codes never leave the database.
+    """
+
+    list_display = ["user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__username", "name"]
+    list_select_related = ["user"]
+    fields = readonly_fields = list_display
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_import_permission(self, request):
+        return False
+
+    def has_export_permission(self, request):
+        return False
+
+
+admin_site.register(TOTPDevice)(DeviceAdmin)
+admin_site.register(StaticDevice)(DeviceAdmin)

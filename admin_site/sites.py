@@ -5,12 +5,13 @@ database on every page, admits only users with the panel's access permission
 and keeps its own history.  ``all_sites()`` builds one per configured alias.
 """
 
-from functools import cache
+from functools import cache, partial, update_wrapper
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, reverse
 
+from admin_site import second_factor
 from admin_site.models import PanelLogEntry
 from admin_site.permissions import can_enter
 from admin_site.pinning import pin_view
@@ -23,10 +24,13 @@ class DatabaseAdminSite(admin.AdminSite):
     index_template = "admin_site/index.html"
     #: Tests turn this off to prove the ModelAdmin bases bind every path alone.
     pin_requests = True
+    #: Whether a session must pass a second factor (``admin_site.second_factor``) before this panel serves it.
+    require_otp = False
 
-    def __init__(self, alias, title=None, colour="#417690", name=None):
+    def __init__(self, alias, title=None, colour="#417690", name=None, require_otp=False):
         super().__init__(name=name or alias)
         self.alias = alias
+        self.require_otp = require_otp
         self.title = title or alias
         self.colour = colour
         self.site_header = f"Data Console · {self.title}"
@@ -38,9 +42,27 @@ class DatabaseAdminSite(admin.AdminSite):
         """Active staff with this panel's access permission (``admin_site.permissions``)."""
         return can_enter(request.user, self.alias)
 
-    def admin_view(self, view, cacheable=False):
-        """Django's login and CSRF wrapper around a view that runs with the alias pinned."""
+    def admin_view(self, view, cacheable=False, verified=True):
+        """Django's login and CSRF wrapper around a view that runs with the alias pinned.
+
+        With ``verified`` (every view but the second-factor steps themselves), a panel that requires a
+        second factor first leads an unverified session to its code or enrolment page; logging out never waits.
+        """
+        if verified:
+            view = self.second_factor_required(view)
         return super().admin_view(self.pin(view), cacheable)
+
+    def second_factor_required(self, view):
+        """``view``, preceded by the second-factor step when this panel requires one and the session lacks it."""
+
+        def checked(request, *args, **kwargs):
+            if second_factor.needs_code(self, request) and request.path != reverse(
+                "admin:logout", current_app=self.name
+            ):
+                return second_factor.redirect_to_step(self, request)
+            return view(request, *args, **kwargs)
+
+        return update_wrapper(checked, view)
 
     def pin(self, view):
         """Run ``view`` with this site's alias pinned (see ``pinning.pin_view``)."""
@@ -58,7 +80,18 @@ class DatabaseAdminSite(admin.AdminSite):
         urls = super().get_urls()
         # login is the one view admin_view() does not wrap.
         urls.insert(0, path("login/", self.pin(self.login), name="login"))
-        return urls
+        # The second-factor steps: for a logged-in user with the panel's permission, before any other page.
+        steps = [
+            path(
+                "otp/verify/",
+                self.admin_view(partial(second_factor.verify_view, self), verified=False),
+                name="otp_verify",
+            ),
+            path(
+                "otp/enrol/", self.admin_view(partial(second_factor.enrol_view, self), verified=False), name="otp_enrol"
+            ),
+        ]
+        return steps + urls
 
     def each_context(self, request):
         """Django's page context plus the panel's alias, title and colour for the database band."""
@@ -85,7 +118,12 @@ def build_sites(panels):
     """One DatabaseAdminSite per alias, with every registered admin its apps need."""
     sites = {}
     for alias, panel in panels.items():
-        site = DatabaseAdminSite(alias, title=panel.get("title"), colour=panel.get("colour", "#417690"))
+        site = DatabaseAdminSite(
+            alias,
+            title=panel.get("title"),
+            colour=panel.get("colour", "#417690"),
+            require_otp=bool(panel.get("require_otp", False)),
+        )
         for model, admin_class in registered():
             if model._meta.concrete_model._meta.app_label in panel["apps"]:
                 site.register(model, admin_class)

@@ -5,6 +5,8 @@ there, ``console.settings``), so every panel's login, and the console home's (wh
 panel's), counts toward one total, in every server process.  See README, "Login throttling".
 """
 
+import ipaddress
+
 from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -27,6 +29,27 @@ def username(request, credentials):
     if value is None:
         value = request.POST.get("username", "")
     return str(value).strip().lower()
+
+
+def client_address(request):
+    """``AXES_CLIENT_IP_CALLABLE``: the address failures are counted by.
+
+    The connection's own address (``REMOTE_ADDR``), unless ``CONSOLE_TRUSTED_PROXIES`` names how many reverse
+    proxies stand in front of the console: each appends the address it received the request from to
+    ``X-Forwarded-For``, so the client is that many entries from the right.  Entries further left are the
+    client's own to forge and are never read; a header too short or not an address leaves ``REMOTE_ADDR``.
+    """
+    remote = request.META.get("REMOTE_ADDR")
+    proxies = settings.CONSOLE_TRUSTED_PROXIES
+    if proxies <= 0:
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(hops) < proxies:
+        return remote
+    try:
+        return str(ipaddress.ip_address(hops[-proxies]))
+    except ValueError:
+        return remote
 
 
 def cool_off_minutes():

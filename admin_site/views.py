@@ -7,6 +7,7 @@ from django.db import connections
 from django.shortcuts import render
 from django.urls import reverse
 
+from admin_site import second_factor
 from admin_site.outages import board, probe
 from admin_site.permissions import can_enter
 from admin_site.sites import all_sites
@@ -19,6 +20,11 @@ def home(request):
     if not request.user.is_authenticated:
         first = next(iter(sites))
         return redirect_to_login(request.get_full_path(), reverse(f"{first}:login"))
+    # The home names every database and its host: it asks for the second factor when any panel this user may
+    # enter does, on the first such panel's page.
+    for alias, site in sites.items():
+        if can_enter(request.user, alias) and second_factor.needs_code(site, request):
+            return second_factor.redirect_to_step(site, request)
     panels = [
         {"site": site, "url": reverse(f"{alias}:index"), "status": panel_status(alias)}
         for alias, site in sites.items()

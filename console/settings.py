@@ -27,7 +27,19 @@ CONSOLE_DATABASES = {
     "users": {
         "title": "User data",
         "colour": "#1d4ed8",
-        "apps": ["auth", "contenttypes", "sessions", "admin", "admin_site", "profiles", "axes"],
+        "apps": [
+            "auth",
+            "contenttypes",
+            "sessions",
+            "admin",
+            "admin_site",
+            "profiles",
+            "axes",
+            "otp_totp",
+            "otp_static",
+        ],
+        # "require_otp": True asks this panel's users for a second factor (README "Second factor");
+        # console.settings_production sets it on every panel.
     },
     "customers": {
         "title": "Customer data",
@@ -58,6 +70,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "import_export",
     "axes",  # login throttling; its tables are on the users database
+    # Second factor (admin_site.second_factor): TOTP apps and backup codes, tables on the users database.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "console.profiles",
     "console.customers",
     "console.legacy",
@@ -79,6 +95,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A request whose database cannot be reached: a 503 page naming it (admin_site.outages).
@@ -103,10 +121,24 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_USERNAME_CALLABLE = "admin_site.throttling.username"
 AXES_LOCKOUT_CALLABLE = "admin_site.throttling.lockout_response"
-# The address is REMOTE_ADDR: X-Forwarded-For is never read (django-ipware is not installed).
+# The address is REMOTE_ADDR: X-Forwarded-For is read only behind CONSOLE_TRUSTED_PROXIES proxies
+# (admin_site.throttling.client_address; django-ipware is not installed).
+#: Reverse proxies in front of the console that append the client's address to X-Forwarded-For; 0: none.
+CONSOLE_TRUSTED_PROXIES = int(os.environ.get("CONSOLE_TRUSTED_PROXIES", 0))
+AXES_CLIENT_IP_CALLABLE = "admin_site.throttling.client_address"
 AXES_RESET_ON_SUCCESS = True
 # Axes' own admin registration is replaced by the users panel's (admin_site.admin).
 AXES_ENABLE_ADMIN = False
+
+# Second factor (django-otp, README "Second factor"). Wrong codes wait 1, 2, 4, 8... seconds per device.
+OTP_TOTP_ISSUER = "Data Console"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+
+# Staff sessions end after this many idle minutes: the expiry moves forward on every request.
+CONSOLE_SESSION_IDLE_MINUTES = int(os.environ.get("CONSOLE_SESSION_IDLE_MINUTES", 30))
+SESSION_COOKIE_AGE = CONSOLE_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"

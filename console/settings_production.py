@@ -146,6 +146,10 @@ SECURE_HSTS_SECONDS = env_seconds("DJANGO_HSTS_SECONDS", 365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_flag("DJANGO_HSTS_PRELOAD", True)
 
+# Every panel asks for a second factor (README "Second factor"); CONSOLE_REQUIRE_OTP=0 turns that off.
+CONSOLE_REQUIRE_OTP = env_flag("CONSOLE_REQUIRE_OTP", True)
+CONSOLE_DATABASES = {alias: {"require_otp": CONSOLE_REQUIRE_OTP, **panel} for alias, panel in CONSOLE_DATABASES.items()}
+
 # collectstatic writes here; Apache's `Alias /static/` (CONSOLE_STATIC) serves it.
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "static"))
 
