@@ -181,3 +181,76 @@ def test_the_attempts_are_rows_in_the_users_database_and_no_other(clerk):
     for alias in ALL_DATABASES:
         tables = connections[alias].introspection.table_names()
         assert ("axes_accessattempt" in tables) == (alias == "users"), alias
+
+
+#: Headers a client may send to claim another address; none is trusted without CONSOLE_TRUSTED_PROXIES.
+FORGED_ADDRESS_HEADERS = [
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_REAL_IP",
+    "HTTP_FORWARDED",
+    "HTTP_X_CLIENT_IP",
+    "HTTP_TRUE_CLIENT_IP",
+    "HTTP_CF_CONNECTING_IP",
+    "HTTP_X_CLUSTER_CLIENT_IP",
+]
+
+
+def test_no_forwarded_address_header_changes_the_address_counted(clerk):
+    client = Client()
+    for n in range(5):
+        forged = {header: f"203.0.113.{n * 10 + i}" for i, header in enumerate(FORGED_ADDRESS_HEADERS)}
+        forged["HTTP_FORWARDED"] = f"for=198.51.100.{n}"
+        attempt(client, "clerk", "wrong", **forged)
+    for header in FORGED_ADDRESS_HEADERS:
+        response = attempt(client, "clerk", "right-pw", **{header: "192.0.2.99"})
+        assert response.status_code == 429 and not logged_in(client), header
+    assert list(AccessAttempt.objects.using("users").values_list("ip_address", flat=True)) == ["127.0.0.1"]
+
+
+def test_case_panels_and_forged_headers_together_share_one_lockout(clerk):
+    client = Client()
+    tries = [("Clerk", "customers"), ("CLERK", "legacy"), ("clerk ", "archive"), ("cLeRk", "users"), ("clerK", "users")]
+    for n, (name, panel) in enumerate(tries):
+        attempt(client, name, "wrong", panel, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
+    home = client.get("/")
+    response = client.post(home["Location"], {"username": "CLERK", "password": "right-pw"})
+    assert response.status_code == 429 and not logged_in(client)
+
+
+def test_the_default_trusts_no_proxy():
+    assert settings.CONSOLE_TRUSTED_PROXIES == 0
+    assert settings.AXES_CLIENT_IP_CALLABLE == "admin_site.throttling.client_address"
+
+
+def behind_proxy(client_address, forged=""):
+    """A request as the one trusted proxy (10.0.0.1) forwards it: the client's own header, then its address."""
+    chain = f"{forged}, {client_address}" if forged else client_address
+    return {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": chain}
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_one_the_proxy_appended(clerk, settings):
+    settings.CONSOLE_TRUSTED_PROXIES = 1
+    client = Client()
+    for n in range(5):
+        # The client forges entries of its own to the left; only the proxy's entry counts.
+        attempt(client, "clerk", "wrong", **behind_proxy("203.0.113.7", forged=f"192.0.2.{n}"))
+    locked = attempt(client, "clerk", "right-pw", **behind_proxy("203.0.113.7", forged="192.0.2.200"))
+    assert locked.status_code == 429 and not logged_in(client)
+    assert AccessAttempt.objects.using("users").get().ip_address == "203.0.113.7"
+    # Another client behind the same proxy is not locked out.
+    other = Client()
+    assert attempt(other, "clerk", "right-pw", **behind_proxy("198.51.100.8")).status_code == 302
+
+
+@pytest.mark.parametrize("header", ["", "not-an-address", "203.0.113.7, "])
+def test_behind_a_trusted_proxy_a_missing_or_malformed_header_counts_the_connection(clerk, settings, header):
+    settings.CONSOLE_TRUSTED_PROXIES = 1
+    client = Client()
+    fail(client, 2, REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=header)
+    assert AccessAttempt.objects.using("users").get().ip_address == "10.0.0.1"
+
+
+def test_with_two_trusted_proxies_the_client_is_the_second_entry_from_the_right(clerk, settings):
+    settings.CONSOLE_TRUSTED_PROXIES = 2
+    fail(Client(), 1, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.1, 203.0.113.9, 10.0.0.1")
+    assert AccessAttempt.objects.using("users").get().ip_address == "203.0.113.9"

@@ -340,3 +340,47 @@ def test_each_panel_reads_require_otp_from_its_configuration():
 
 def test_development_settings_do_not_require_it():
     assert not any(site.require_otp for site in all_sites().values())
+
+
+PRODUCTION_PANELS = """
+import json
+from django.conf import settings
+from admin_site.sites import all_sites
+print(json.dumps({alias: site.require_otp for alias, site in all_sites().items()}))
+"""
+
+
+@pytest.fixture
+def production_env(tmp_path):
+    """What production settings need to start; the URLs lead nowhere (nothing connects)."""
+    from django.core.management.utils import get_random_secret_key
+
+    from admin_site.conf import env_var
+
+    env = {"DJANGO_SECRET_KEY": get_random_secret_key(), "DJANGO_ALLOWED_HOSTS": "console.example.com"}
+    env["CONSOLE_VAR_DIR"] = str(tmp_path)
+    for alias in ("users", "customers", "legacy"):
+        env[env_var(alias)] = f"mysql://127.0.0.1:9/console_{alias}?read_default_file={tmp_path}/none.cnf"
+    return env
+
+
+@pytest.mark.parametrize(("flag", "expected"), [(None, True), ("1", True), ("0", False)])
+def test_production_requires_it_on_every_panel_unless_turned_off(production_env, flag, expected):
+    import json
+
+    from tests.test_production import run_python
+
+    env = {**production_env, "DJANGO_SETTINGS_MODULE": "console.settings_production"}
+    if flag is not None:
+        env["CONSOLE_REQUIRE_OTP"] = flag
+    result = run_python(["-c", "import django; django.setup()\n" + PRODUCTION_PANELS], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"users": expected, "customers": expected, "legacy": expected}
+
+
+def test_a_malformed_require_otp_stops_production_startup(production_env):
+    from tests.test_production import run_python
+
+    env = {**production_env, "DJANGO_SETTINGS_MODULE": "console.settings_production", "CONSOLE_REQUIRE_OTP": "maybe"}
+    result = run_python(["-c", "import django; django.setup()"], env)
+    assert result.returncode != 0 and "CONSOLE_REQUIRE_OTP must be 1 or 0" in result.stderr
