@@ -57,8 +57,9 @@ class Response:
 
 
 class Client:
-    def __init__(self, base_url, timeout=30):
-        self.base_url, self.timeout = base_url, timeout
+    def __init__(self, base_url, timeout=30, otp_code=None):
+        """``otp_code(username)`` answers the second-factor step after a login (``Console.otp_code``)."""
+        self.base_url, self.timeout, self.otp_code = base_url, timeout, otp_code
         self.cookies = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect)
 
@@ -94,9 +95,23 @@ class Client:
         return self.post(path, data, files)
 
     def login(self, panel, username, password):
+        """Log in on ``panel``; when the panel then asks for a code, answer it.
+
+        Returns the login's redirect, or the code step's redirect (to ``/<panel>/``) when there was one.
+        """
         page = self.get(f"/{panel}/login/")
         assert page.status == 200, page.status
-        return self.submit(page, f"/{panel}/login/", {"username": username, "password": password, "next": f"/{panel}/"})
+        response = self.submit(
+            page, f"/{panel}/login/", {"username": username, "password": password, "next": f"/{panel}/"}
+        )
+        if response.status != 302 or self.otp_code is None:
+            return response
+        step = self.get(response.location)
+        if step.status != 302 or "/otp/verify/" not in step.location:
+            return response
+        verify_path = urllib.parse.urlsplit(step.location)
+        verify_path = f"{verify_path.path}?{verify_path.query}"
+        return self.submit(self.get(verify_path), verify_path, {"code": self.otp_code(username)}, form_id="otp-form")
 
 
 def _multipart(fields, files):

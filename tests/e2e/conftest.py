@@ -9,11 +9,15 @@ subprocesses, and one server: daemon mode, two processes, loopback only.
 The e2e tests run after every other test, the MariaDB restart last of all.
 """
 
+import base64
+import json
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -109,13 +113,36 @@ class Console:
     databases: dict
     password: str
     timings: dict = field(default_factory=dict)
+    #: username -> the hex key of the TOTP device the fixture gave that user (the server requires a code).
+    otp_keys: dict = field(default_factory=dict)
+    _otp_used: dict = field(default_factory=dict)
+    _otp_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self):
         return self.server.url
 
     def client(self):
-        return Client(self.server.url)
+        return Client(self.server.url, otp_code=self.otp_code)
+
+    def otp_code(self, username):
+        """A code the server accepts for ``username``: the current TOTP code (pyotp), or a backup code.
+
+        The server accepts each time step's TOTP code once; a second login within the same 30 seconds
+        gets one of the user's backup codes (``e2ebackup<n>``, made by the fixture) instead.
+        """
+        import pyotp
+
+        secret = base64.b32encode(bytes.fromhex(self.otp_keys[username])).decode()
+        with self._otp_lock:
+            now = time.time()
+            step = int(now // 30)
+            used = self._otp_used.setdefault(username, {"step": -1, "backup": 0})
+            if step > used["step"]:
+                used["step"] = step
+                return pyotp.TOTP(secret).at(now)
+            used["backup"] += 1
+            return f"e2ebackup{used['backup']}"
 
     def admin(self):
         """A client logged in as the superuser (through the users panel)."""
@@ -128,6 +155,7 @@ class Console:
 
 
 SEED_USERS = """
+import json
 import os
 from django.contrib.auth.models import Permission, User
 password = os.environ["E2E_PASSWORD"]
@@ -138,6 +166,17 @@ clerk.user_permissions.set(
     Permission.objects.using("users").filter(codename__in=["access_customers", "view_customer"])
 )
 users.create_user("e2e-nopanel", "nopanel@example.com", password, is_staff=True)
+# A second factor for the users who enter panels (every panel requires one): a TOTP device and backup codes.
+users.create_user("e2e-enrol", "enrol@example.com", password, is_superuser=True, is_staff=True)
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+for username, key in json.loads(os.environ["E2E_OTP_KEYS"]).items():
+    user = users.get(username=username)
+    TOTPDevice.objects.using("users").create(user=user, name="e2e", key=key, confirmed=True)
+    backup = StaticDevice.objects.using("users").create(user=user, name="Backup codes")
+    StaticToken.objects.using("users").bulk_create(
+        [StaticToken(device=backup, token=f"e2ebackup{n}") for n in range(1, 501)]
+    )
 """
 
 
@@ -176,6 +215,7 @@ def console(request):
             (work / name).mkdir()
             runtime.give(work / name, 0o700)
         password = secrets.token_urlsafe(12)
+        otp_keys = {username: secrets.token_hex(20) for username in ("e2e-admin", "e2e-clerk")}
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -199,7 +239,8 @@ def console(request):
             runtime.manage("migrate_all", "--verbosity", "0", env=env)
             runtime.manage("create_legacy_schema", "--database", "legacy", "--verbosity", "0", env=env)
             runtime.manage("load_demo_data", "--customers", "40", "--users", "0", "--legacy", "20", env=env)
-            runtime.manage("shell", "-c", SEED_USERS, env={**env, "E2E_PASSWORD": password})
+            seed_env = {**env, "E2E_PASSWORD": password, "E2E_OTP_KEYS": json.dumps(otp_keys)}
+            runtime.manage("shell", "-c", SEED_USERS, env=seed_env)
             runtime.manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
         # Append: Apache reopens /dev/stderr, and a shared offset would let it overwrite the start.
         log = open(work / "server.log", "a")  # noqa: SIM115 - closed after the server stops
@@ -207,7 +248,7 @@ def console(request):
         with clock("start"):
             server.start()
             server.wait_ready()
-        yield Console(server, runtime, db, databases, password, timings)
+        yield Console(server, runtime, db, databases, password, timings, otp_keys)
         with clock("stop"):
             server.stop()
         server = None
