@@ -384,3 +384,19 @@ def test_a_malformed_require_otp_stops_production_startup(production_env):
     env = {**production_env, "DJANGO_SETTINGS_MODULE": "console.settings_production", "CONSOLE_REQUIRE_OTP": "maybe"}
     result = run_python(["-c", "import django; django.setup()"], env)
     assert result.returncode != 0 and "CONSOLE_REQUIRE_OTP must be 1 or 0" in result.stderr
+
+
+def test_an_operator_resets_a_users_devices_from_the_shell(clerk, required):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    add_authenticator(clerk)
+    StaticDevice.objects.using("users").create(user=clerk, name="Backup codes")
+    out = io.StringIO()
+    call_command("reset_second_factor", "clerk", stdout=out)
+    assert "removed 1 authenticator" in out.getvalue()
+    assert not TOTPDevice.objects.using("users").exists() and not StaticDevice.objects.using("users").exists()
+    assert logged_in(Client(), clerk).get("/users/")["Location"].startswith(reverse("users:otp_enrol"))
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("reset_second_factor", "nobody")
