@@ -1,6 +1,7 @@
 """App config: discover admin modules, keep panel permissions in step, add checks."""
 
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_migrate
 
 
@@ -14,6 +15,8 @@ class AdminSiteConfig(AppConfig):
 
         from admin_site import checks  # noqa: F401  (registers the checks)
         from admin_site.permissions import sync_panels
+        from admin_site.sessions import mark_seen
 
         autodiscover_modules("admin")
         post_migrate.connect(sync_panels, sender=self)
+        user_logged_in.connect(mark_seen, dispatch_uid="admin_site.sessions.mark_seen")

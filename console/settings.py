@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): whether this session passed the second factor (django-otp).
     "django_otp.middleware.OTPMiddleware",
+    # A signed-in session's expiry moves forward as it is used (idle time-out, admin_site.sessions).
+    "admin_site.sessions.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A request whose database cannot be reached: a 503 page naming it (admin_site.outages).
@@ -135,10 +137,10 @@ OTP_TOTP_ISSUER = "Data Console"
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
 
-# Staff sessions end after this many idle minutes: the expiry moves forward on every request.
+# Staff sessions end after this many idle minutes: the expiry moves forward as the session is used
+# (admin_site.sessions.IdleSessionMiddleware, at most one session write a minute).
 CONSOLE_SESSION_IDLE_MINUTES = int(os.environ.get("CONSOLE_SESSION_IDLE_MINUTES", 30))
 SESSION_COOKIE_AGE = CONSOLE_SESSION_IDLE_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"

@@ -45,7 +45,27 @@ def sent_to_login(response):
 
 def test_sessions_end_after_thirty_idle_minutes_by_default():
     assert settings.CONSOLE_SESSION_IDLE_MINUTES == 30
-    assert settings.SESSION_COOKIE_AGE == 30 * 60 and settings.SESSION_SAVE_EVERY_REQUEST
+    assert settings.SESSION_COOKIE_AGE == 30 * 60
+
+
+def test_a_session_idle_just_under_the_limit_is_kept(clerk, clock):
+    client = log_in()
+    clock[0] = datetime.timedelta(minutes=29)
+    assert client.get("/users/").status_code == 200
+
+
+def test_pages_within_a_minute_of_the_last_save_write_no_session(clerk, clock):
+    from tests.utils import capture_queries
+
+    client = log_in()
+    with capture_queries() as log:
+        for _ in range(3):
+            assert client.get("/users/").status_code == 200
+    assert log.writes_on("users") == []
+    clock[0] = datetime.timedelta(minutes=2)
+    with capture_queries() as log:
+        assert client.get("/users/").status_code == 200
+    assert len(log.writes_on("users")) == 1 and "django_session" in log.writes_on("users")[0]
 
 
 def test_a_session_idle_longer_than_the_limit_is_sent_to_login(clerk, clock):
