@@ -2,7 +2,8 @@
 
 ``Panel`` anchors the per-panel access permissions (``admin_site.access_<alias>``);
 ``PanelLogEntry`` records which database an admin log entry belongs to, since
-Django's ``LogEntry`` has no such column and two databases share pks.
+Django's ``LogEntry`` has no such column and two databases share pks, and what
+the change was: each field before and after (``admin_site.history``).
 """
 
 from django.conf import settings
@@ -24,10 +25,23 @@ class Panel(models.Model):
 
 
 class PanelLogEntry(models.Model):
-    """The database an admin ``LogEntry`` was written for."""
+    """The database an admin ``LogEntry`` was written for, and what changed."""
+
+    class Via(models.TextChoices):
+        FORM = "form", "Change form"
+        LIST = "list", "List (editable columns)"
+        ACTION = "action", "Action"
+        IMPORT = "import", "Import"
+        DELETE = "delete", "Delete"
 
     entry = models.OneToOneField(LogEntry, on_delete=models.CASCADE, primary_key=True, related_name="panel")
     database = models.CharField(max_length=64, db_index=True)
+    via = models.CharField(max_length=8, choices=Via, blank=True)
+    #: Display strings, never raw secrets: [{"field", "label", "before", "after"} | {"field", "label", "secret": true}
+    #: | {"inline", "object", "action", "changes": [...]}] (see ``admin_site.history``).
+    changes = models.JSONField(default=list, blank=True)
+    #: The import an entry belongs to (its summary and its rows).
+    transfer = models.ForeignKey("TransferRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         default_permissions = ()
