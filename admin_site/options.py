@@ -10,10 +10,12 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.db import connections, transaction
 
+from admin_site import history
 from admin_site.changelists.filters import bind_list_filter
 from admin_site.changelists.options import BigTableListMixin
 from admin_site.changelists.values import column_value
 from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin
+from admin_site.models import PanelLogEntry
 from admin_site.pinning import using_database
 from admin_site.transfers.options import DatabaseImportExportMixin
 
@@ -137,30 +139,58 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
                 return super().changelist_view(request, extra_context)
         return super().changelist_view(request, extra_context)
 
-    # History (#11): LogEntry has no database column; PanelLogEntry records it.
+    # History (#11): LogEntry has no database column; PanelLogEntry records it, and what changed
+    # (admin_site.history).
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        """Django's message; the fields' before → after wait on the request for the log_* call that follows."""
+        message = super().construct_change_message(request, form, formsets, add)
+        request.console_changes = history.form_changes(form, self.model, add) + history.formset_changes(formsets)
+        return message
+
+    def pending_changes(self, request):
+        """The changes ``construct_change_message`` computed for the entry being written."""
+        return request.__dict__.pop("console_changes", [])
 
     def log_addition(self, request, obj, message):
-        """Django's entry, tagged with this panel's database."""
+        """Django's entry, tagged with this panel's database and the new values."""
         entry = super().log_addition(request, obj, message)
-        self.admin_site.tag_log_entries([entry])
+        history.tag(self.alias, [entry], [self.pending_changes(request)], history.request_via(request))
         return entry
 
     def log_change(self, request, obj, message):
-        """Django's entry, tagged with this panel's database."""
+        """Django's entry, tagged with this panel's database and each field's before → after."""
         entry = super().log_change(request, obj, message)
-        self.admin_site.tag_log_entries([entry])
+        history.tag(self.alias, [entry], [self.pending_changes(request)], history.request_via(request))
         return entry
 
     def log_deletions(self, request, queryset):
-        """Django's entries, tagged with this panel's database."""
-        entries = super().log_deletions(request, queryset)
-        self.admin_site.tag_log_entries(entries)
+        """Django's entries, tagged with this panel's database and each deleted row's values."""
+        objects = list(queryset)
+        entries = super().log_deletions(request, objects)
+        changes = history.deletion_changes(objects, self.alias)
+        history.tag(self.alias, entries, changes, PanelLogEntry.Via.DELETE)
         return entries
 
+    def get_actions(self, request):
+        """Writing actions record what they changed (delete_selected logs its deletions already)."""
+        return history.recording_actions(self, request, super().get_actions(request))
+
+    def history_view(self, request, object_id, extra_context=None):
+        """Django's history page; each entry shows the changes this viewer may see."""
+        response = super().history_view(request, object_id, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        if "action_list" in context:
+            fields = history.visible_fields(self, request, context["object"])
+            for entry in context["action_list"]:
+                tagged = getattr(entry, "panel", None)
+                entry.visible_changes = history.visible_changes(tagged.changes if tagged else [], fields)
+        return response
+
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        """The history view paginates every database's entries: keep this panel's."""
+        """The history view paginates every database's entries: keep this panel's, with their changes."""
         if queryset.model is LogEntry:
-            queryset = self.admin_site.log_entries_for(queryset)
+            queryset = self.admin_site.log_entries_for(queryset).select_related("panel")
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
 

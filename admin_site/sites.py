@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path, reverse
 
-from admin_site import second_factor
+from admin_site import changes, second_factor
 from admin_site.models import PanelLogEntry
 from admin_site.permissions import can_enter
 from admin_site.pinning import pin_view
@@ -76,10 +76,11 @@ class DatabaseAdminSite(admin.AdminSite):
         return maybe_pinned
 
     def get_urls(self):
-        """Django's URLs, the login page pinned too."""
+        """Django's URLs, the login page pinned too, and the panel's Changes list."""
         urls = super().get_urls()
         # login is the one view admin_view() does not wrap.
         urls.insert(0, path("login/", self.pin(self.login), name="login"))
+        urls.insert(1, path("changes/", self.admin_view(self.changes_view), name="changes"))
         # The second-factor steps: for a logged-in user with the panel's permission, before any other page.
         steps = [
             path(
@@ -92,6 +93,10 @@ class DatabaseAdminSite(admin.AdminSite):
             ),
         ]
         return steps + urls
+
+    def changes_view(self, request):
+        """The panel's recorded changes, filterable by user, model and date (``admin_site.changes``)."""
+        return changes.changes_view(self, request)
 
     def each_context(self, request):
         """Django's page context plus the panel's alias, title and colour for the database band."""

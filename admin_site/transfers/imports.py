@@ -17,6 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from import_export.results import Result
 
+from admin_site.history import ImportHistory
 from admin_site.models import TransferRecord
 from admin_site.pinning import using_database
 from admin_site.transfers.formats import BY_NAME, FileFormatError, check_size, excerpt
@@ -182,6 +183,7 @@ def run_import(
     if keep_rows is None:
         keep_rows = PREVIEW_ROWS if dry_run else LOG_ROWS_MAX
     summary = ImportSummary(keep_rows, max_problems())
+    changes = import_history(resource, user, dry_run, kwargs)
     summary.ignored_columns = resource.ignored_columns(rows.headers)
     resource.row_states = summary.row_states = RowStates() if dry_run else row_states
     audit = (
@@ -203,8 +205,12 @@ def run_import(
             chunks = rows.chunks(CHUNK_ROWS)
             try:
                 for chunk in chunks:
+                    if changes is not None:
+                        changes.before_chunk(chunk)
                     result = resource.import_chunk(chunk, dry_run=dry_run, user=user, **kwargs)
                     summary.add(result, result.problems)
+                    if changes is not None:
+                        changes.after_chunk(result)
                     if summary.problems and (not dry_run or summary.problems_full or result.base_errors):
                         # A header problem repeats in every chunk; otherwise say where checking stopped.
                         if not result.base_errors and _has_more(chunks):
@@ -220,7 +226,20 @@ def run_import(
                 transaction.set_rollback(True, using=resource.using)
         if record is not None:
             record_result(record, summary)
+    if changes is not None and not summary.problems:
+        changes.write(resource.using, summary, record)
     return summary
+
+
+def import_history(resource, user, dry_run, kwargs):
+    """The history of an import a person makes (``admin_site.history``): None for a preview or a command-line run.
+
+    Row results then keep their instances (the rows' new values).
+    """
+    if dry_run or user is None or getattr(user, "pk", None) is None:
+        return None
+    kwargs["retain_instance_in_row_result"] = True
+    return ImportHistory(resource, user)
 
 
 def _has_more(chunks):

@@ -7,7 +7,6 @@ own add/change/view permissions, streamed exports and the audit trail.
 """
 
 from django.contrib import messages
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, FieldError, PermissionDenied, ValidationError
 from django.db import Error as DatabaseDriverError
@@ -20,7 +19,6 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
-from import_export.results import RowResult
 
 from admin_site.transfers.exports import stream_export, xlsx_max_rows
 from admin_site.transfers.exports.framing import frame_chunks_if_relayed
@@ -245,23 +243,7 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         )
 
     def generate_log_entries(self, result, request):
-        """History entries per imported row, tagged with this panel's database."""
-        if self.get_skip_admin_log() or not result.rows_complete:
-            return  # more rows than LOG_ROWS_MAX: the audit record stands for them
-        # Bulk rows get their pk only when their batch is written: read it from the instance.
-        rows = [row for row in result.rows if row.instance is not None and row.instance.pk is not None]
-        flags = {
-            RowResult.IMPORT_TYPE_NEW: ADDITION,
-            RowResult.IMPORT_TYPE_UPDATE: CHANGE,
-            RowResult.IMPORT_TYPE_DELETE: DELETION,
-        }
-        for import_type, flag in flags.items():
-            instances = [row.instance for row in rows if row.import_type == import_type]
-            if instances:
-                entries = LogEntry.objects.log_actions(
-                    request.user.pk, instances, flag, change_message=f"{import_type} through import"
-                )
-                self.admin_site.tag_log_entries(entries if isinstance(entries, list) else [entries])
+        """Nothing here: ``run_import`` records the import's history itself (``admin_site.history``), for every path."""
 
     # -- export ------------------------------------------------------------------
 
