@@ -94,8 +94,8 @@ def changes_view(site, request):
         if entry.content_type_id not in fields:
             fields[entry.content_type_id] = history.visible_fields(admins[entry.content_type_id], request)
         entry.visible_changes = history.visible_changes(entry.panel.changes, fields[entry.content_type_id])
-    query = request.GET.copy()
-    query.pop("p", None)
+    params = request.GET.copy()
+    params.pop("p", None)
     context = {
         **site.each_context(request),
         "title": f"Changes on {site.title}",
@@ -103,7 +103,7 @@ def changes_view(site, request):
         "form": form,
         "page": page,
         "page_range": page.paginator.get_elided_page_range(page.number),
-        "query": query.urlencode(),
+        "query": params.urlencode(),
     }
     request.current_app = site.name
     return TemplateResponse(request, "admin_site/changes.html", context, status=200 if valid else 400)
