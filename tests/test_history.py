@@ -412,3 +412,25 @@ def test_a_field_the_viewer_may_not_view_is_not_shown(client, monkeypatch):
     for page in (history_page(client, "customers", data["bob"]), text(changes_page(client, "customers"))):
         assert "Name: Bob Baker → Bobby" in page
         assert "owes us money" not in page and "Notes:" not in page
+
+
+def test_a_deleted_users_history_keeps_no_password_hash(root_client):
+    dora = User.objects.db_manager("users").create_user("dora", "dora@example.com", "old-pw", is_staff=True)
+    response = root_client.post(
+        admin_url("users", User, "changelist"),
+        {"action": "delete_selected", "post": "yes", helpers.ACTION_CHECKBOX_NAME: [dora.pk]},
+    )
+    assert response.status_code == 302
+    [entry] = entries("users", action_flag=DELETION)
+    assert items(entry)["username"] == ("dora", "")
+    assert "password" not in items(entry)
+    assert dora.password not in str(entry.panel.changes)
+    assert dora.password not in changes_page(root_client, "users").content.decode()
+
+
+def test_the_panel_index_and_history_pages_link_to_the_changes_list(root_client):
+    tag = Tag.objects.using("customers").create(name="a")
+    changes = reverse("customers:changes")
+    assert f'href="{changes}"' in root_client.get(reverse("customers:index")).content.decode()
+    history_html = root_client.get(admin_url("customers", Tag, "history", tag.pk)).content.decode()
+    assert f'href="{changes}?model=customers.tag"' in history_html
