@@ -74,8 +74,11 @@ def _label(model, name):
 # -- display strings -----------------------------------------------------------
 
 
-def display(value, field=None):
-    """A value as a person reads it: a choice's label, a related row's name, a localised date; "" for empty."""
+def display(value, field=None, labels=None):
+    """A value as a person reads it: a choice's label, a related row's name, a localised date; "" for empty.
+
+    ``labels`` is the field's choices as a dict, when the caller displays many values of one field.
+    """
     if value is None or value == "":
         return ""
     if isinstance(value, models.Model):
@@ -83,10 +86,11 @@ def display(value, field=None):
     if isinstance(value, (list, tuple, set, frozenset, models.QuerySet)):
         names = sorted(display(item) for item in list(value)[: MANY_NAMES + 1])
         return names[:MANY_NAMES] + (["…"] if len(names) > MANY_NAMES else [])
-    choices = getattr(field, "flatchoices", None) if field is not None else None
-    if choices:
+    if labels is None and getattr(field, "flatchoices", None):
+        labels = choice_labels(field)
+    if labels:
         try:
-            return _cut(str(dict(choices).get(value, value)))
+            return _cut(str(labels.get(value, value)))
         except TypeError:  # an unhashable value
             pass
     if isinstance(value, bool):
@@ -95,9 +99,19 @@ def display(value, field=None):
         if timezone.is_aware(value):
             value = timezone.localtime(value)
         return formats.localize(value)
-    if isinstance(value, (datetime.date, datetime.time, Decimal, float, int)):
+    if isinstance(value, (datetime.date, datetime.time)):
         return formats.localize(value)
+    if isinstance(value, (Decimal, float, int)):
+        return str(value)  # as the change form shows it (localize costs a locale look-up per value)
     return _cut(str(value))
+
+
+def choice_labels(field):
+    """A field's choices as value -> label."""
+    try:
+        return dict(field.flatchoices)
+    except TypeError:
+        return {}
 
 
 def _cut(text):
@@ -207,6 +221,7 @@ def render_diffs(model, pairs, alias):
                 target = field.target_field.attname
                 rows = field.related_model._base_manager.using(alias).filter(**{f"{target}__in": ids})
                 related[name] = {getattr(row, target): row for row in rows}
+    labels = {name: choice_labels(field) for name, field in fields.items() if field.flatchoices}
     rendered = []
     for before, after in pairs:
         items = []
@@ -223,8 +238,8 @@ def render_diffs(model, pairs, alias):
             item = {
                 "field": name,
                 "label": capfirst(str(field.verbose_name)),
-                "before": display(old, field),
-                "after": display(new, field),
+                "before": display(old, field, labels.get(name)),
+                "after": display(new, field, labels.get(name)),
             }
             if item["before"] != item["after"]:
                 items.append(item)
