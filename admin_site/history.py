@@ -471,18 +471,30 @@ class ImportHistory:
 
 
 def visible_fields(model_admin, request, obj=None):
-    """Field names the viewer's ModelAdmin shows them on the object's form."""
+    """What the viewer's ModelAdmin shows them on the object's form: field names, and each inline's.
+
+    Returns ``(fields, inlines)``: a set of names, and inline verbose name -> set of names for the
+    inlines the viewer gets on that form.
+    """
     if obj is None:
         obj = model_admin.model()
-    return set(flatten_fieldsets(model_admin.get_fieldsets(request, obj)))
+    fields = set(flatten_fieldsets(model_admin.get_fieldsets(request, obj)))
+    inlines = {
+        str(inline.opts.verbose_name): set(flatten_fieldsets(inline.get_fieldsets(request, obj)))
+        for inline in model_admin.get_inline_instances(request, obj)
+    }
+    return fields, inlines
 
 
-def visible_changes(changes, fields):
-    """The recorded items the viewer may see: their own fields; inline rows keep only their recorded fields."""
+def visible_changes(changes, visible):
+    """The recorded items the viewer may see (``visible`` from ``visible_fields``)."""
+    fields, inlines = visible
     shown = []
     for item in changes or ():
         if "inline" in item:
-            shown.append(item)
+            if item["inline"] in inlines:
+                rows = [row for row in item["changes"] if row.get("field") in inlines[item["inline"]]]
+                shown.append({**item, "changes": rows})
         elif item.get("field") in fields:
             shown.append(item)
     return shown

@@ -434,3 +434,38 @@ def test_the_panel_index_and_history_pages_link_to_the_changes_list(root_client)
     assert f'href="{changes}"' in root_client.get(reverse("customers:index")).content.decode()
     history_html = root_client.get(admin_url("customers", Tag, "history", tag.pk)).content.decode()
     assert f'href="{changes}?model=customers.tag"' in history_html
+
+
+def test_an_inline_field_the_viewer_may_not_view_is_not_shown(client, monkeypatch):
+    from console.customers.admin import AddressInline
+
+    data = seed_customers("customers")
+    root = User.objects.db_manager("users").create_superuser("boss", "b@example.com", "pw")
+    client.force_login(root)
+    save_change_form(client, "customers", data["ann"], addresses__0__city="Potsdam", addresses__0__postcode="14467")
+
+    original = AddressInline.get_fieldsets
+
+    def without_postcode(self, request, obj=None):
+        fieldsets = original(self, request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [(name, {**opts, "fields": [f for f in opts["fields"] if f != "postcode"]}) for name, opts in fieldsets]
+
+    monkeypatch.setattr(AddressInline, "get_fieldsets", without_postcode)
+    staff = User.objects.db_manager("users").create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.using("users").filter(codename__in=["access_customers", "view_customer", "view_address"])
+    )
+    assert "14467" in history_page(client, "customers", data["ann"])
+    client.force_login(staff)
+    for page in (history_page(client, "customers", data["ann"]), text(changes_page(client, "customers"))):
+        assert "City: Berlin → Potsdam" in page
+        # The row's name (Django's own change message names it too) is not the postcode's diff.
+        assert "Postcode:" not in page and "→ 14467" not in page
+    staff.user_permissions.set(
+        Permission.objects.using("users").filter(codename__in=["access_customers", "view_customer"])
+    )
+    client.force_login(User.objects.db_manager("users").get(pk=staff.pk))
+    # Without the address permission the form has no address inline, and the history no address diff.
+    assert "City: Berlin → Potsdam" not in history_page(client, "customers", data["ann"])
