@@ -36,17 +36,12 @@ from django.utils.encoding import force_bytes
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from admin_site.secrets import is_secret
+
 #: The hidden form field that carries the token.
 STATE_FIELD = "console_state"
-#: Fields whose values are never shown, in a conflict or anywhere else.
-SECRET_FIELDS = ("password",)
 #: Longest value a conflict message quotes.
 SHOWN_CHARS = 80
-
-
-def secret_field_names(model):
-    """Field names of ``model`` whose values never leave the database (a password hash, a token)."""
-    return {name.lower() for name in (*SECRET_FIELDS, *getattr(model, "console_secret_fields", ()))}
 
 
 def fingerprint(value):
@@ -137,7 +132,7 @@ def read_token(form, token):
 
 def shown(model, field, value, using):
     """A value as a person reads it in a conflict message: choice labels, related names, never a secret."""
-    if field.name.lower() in secret_field_names(model):
+    if is_secret(model, field.name):
         return "(hidden)"
     if value is None or value == "":
         return "(empty)"

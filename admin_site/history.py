@@ -24,6 +24,7 @@ from django.utils import formats, timezone
 from django.utils.text import capfirst
 
 from admin_site.models import PanelLogEntry
+from admin_site.secrets import is_secret
 
 #: Rows of one action or one bulk delete whose values are recorded (the first, by primary key).
 ACTION_ROWS = 1000
@@ -39,16 +40,6 @@ def import_rows_cap():
 
 
 # -- what may be recorded ------------------------------------------------------
-
-
-def secret_names(model):
-    """Field names never recorded with values: passwords, and the model's ``console_secret_fields``."""
-    return {"password", *(name.lower() for name in getattr(model, "console_secret_fields", ()))}
-
-
-def is_secret(model, name):
-    name = name.lower()
-    return name in secret_names(model) or "password" in name
 
 
 def secret_item(model, name):

@@ -469,3 +469,21 @@ def test_an_inline_field_the_viewer_may_not_view_is_not_shown(client, monkeypatc
     client.force_login(User.objects.db_manager("users").get(pk=staff.pk))
     # Without the address permission the form has no address inline, and the history no address diff.
     assert "City: Berlin → Potsdam" not in history_page(client, "customers", data["ann"])
+
+
+def test_a_deleted_second_factor_device_leaves_no_key_or_backup_code_in_history(root_client):
+    """A device's key and backup codes are secrets (``admin_site.secrets``): deleting one records neither."""
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    dora = User.objects.db_manager("users").create_user("dora", "dora@example.com", "pw", is_staff=True)
+    device = TOTPDevice.objects.using("users").create(user=dora, name="Phone", confirmed=True)
+    backup = StaticDevice.objects.using("users").create(user=dora, name="Backup codes", confirmed=True)
+    token = StaticToken.objects.using("users").create(device=backup, token="k3y6c0d3")
+    for model, obj in ((TOTPDevice, device), (StaticDevice, backup)):
+        response = root_client.post(admin_url("users", model, "delete", obj.pk), {"post": "yes"})
+        assert response.status_code == 302
+    assert not TOTPDevice.objects.using("users").exists()
+    pages = text(changes_page(root_client, "users")) + str([entry.panel.changes for entry in entries("users")])
+    assert "Phone" in pages  # the deletion is recorded
+    assert device.key not in pages and token.token not in pages

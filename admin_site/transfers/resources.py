@@ -26,6 +26,7 @@ from import_export import resources, widgets
 from import_export.results import RowResult
 
 from admin_site.pinning import using_database
+from admin_site.secrets import secret_field_names
 from admin_site.transfers.bulk import (
     PURE_WIDGETS,
     CellError,
@@ -178,9 +179,8 @@ class DatabaseModelResource(resources.ModelResource):
 
     @classmethod
     def secret_names(cls):
-        model = cls._meta.model
-        names = {*cls.secret_fields, *getattr(model, "console_secret_fields", ())}
-        return {name.lower() for name in names}
+        """The model's secret fields (``admin_site.secrets``) and the resource's own ``secret_fields``."""
+        return {*(name.lower() for name in cls.secret_fields), *secret_field_names(cls._meta.model)}
 
     def is_secret(self, name, field):
         """Whether a resource field reads or writes a secret (a password hash, a token)."""
