@@ -29,11 +29,12 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core import signing
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, transaction
 from django.forms.models import InlineForeignKeyField
 from django.utils.encoding import force_bytes
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from admin_site.secrets import is_secret
@@ -58,6 +59,8 @@ def tracked_fields(form):
     for name in form.fields:
         if name == STATE_FIELD or isinstance(form.fields[name], InlineForeignKeyField):
             continue  # an inline row's parent key is the formset's, never the row's to change
+        if form.fields[name].disabled:
+            continue  # shown, never changed here (a password hash): like a read-only field, taken as stored
         try:
             field = opts.get_field(name)
         except Exception:  # a form-only field (a password confirmation): not stored
@@ -130,30 +133,61 @@ def read_token(form, token):
     return fields if isinstance(fields, dict) else None
 
 
-def shown(model, field, value, using):
-    """A value as a person reads it in a conflict message: choice labels, related names, never a secret."""
+def shown(model, field, value, using, raw=False):
+    """A value as a person reads it in a conflict message: choice labels, related names, never a secret.
+
+    ``raw`` is text as posted that did not clean (a mistyped key): quoted as it is, never looked up.
+    """
     if is_secret(model, field.name):
         return "(hidden)"
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         return "(empty)"
-    if isinstance(value, models.Model):
-        text = str(value)
-    elif isinstance(value, (list, tuple, models.QuerySet)):
-        items = list(value)
-        if items and not isinstance(items[0], models.Model):
-            related = field.remote_field.model._base_manager.db_manager(using)
-            items = list(related.filter(pk__in=items)[:20])
-        text = ", ".join(str(item) for item in items[:20]) or "(none)"
-    elif field.is_relation:
-        related = field.remote_field.model._base_manager.db_manager(using).filter(pk=value).first()
-        text = str(related) if related is not None else str(value)
-    elif field.flatchoices:
-        text = str(dict(field.flatchoices).get(value, value))
-    elif isinstance(value, bool):
-        text = "yes" if value else "no"
-    else:
+    try:
+        text = str(value) if raw else _text(field, value, using)
+    except (ValueError, TypeError, OverflowError, ValidationError):
         text = str(value)
     return "“" + Truncator(text).chars(SHOWN_CHARS) + "”"
+
+
+def _text(field, value, using):
+    if isinstance(value, models.Model):
+        return str(value)
+    if isinstance(value, (list, tuple, models.QuerySet)):
+        items = list(value)
+        if items and not isinstance(items[0], models.Model):
+            items = list(related_rows(field, using).filter(pk__in=items)[:20])
+        return ", ".join(str(item) for item in items[:20]) or "(none)"
+    if field.is_relation:
+        related = related_rows(field, using).filter(**{field.remote_field.field_name: value}).first()
+        return str(related) if related is not None else str(value)
+    if field.flatchoices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def related_rows(field, using):
+    return field.remote_field.model._base_manager.db_manager(using)
+
+
+def submitted_value(form, field, using):
+    """What saving ``form`` would store in ``field`` (as ``field_value`` reads it), from its cleaned data."""
+    cleaned = form.cleaned_data[field.name]
+    if field.many_to_many:
+        return sorted(item.pk for item in cleaned)
+    scratch = type(form.instance)()
+    field.save_form_data(scratch, cleaned)
+    return field.value_from_object(scratch)
+
+
+def form_value(field, stored, using):
+    """A stored value as the form's cleaned data holds it: a related row (or rows) for a relation."""
+    if field.many_to_many:
+        return related_rows(field, using).filter(pk__in=stored)
+    if field.is_relation and stored is not None:
+        return related_rows(field, using).filter(**{field.remote_field.field_name: stored}).first()
+    return stored
 
 
 class Conflict:
@@ -227,17 +261,17 @@ class ConcurrencyFormMixin:
                 ),
                 code="conflict",
             )
-        self.conflicts = [
-            Conflict(
-                field,
-                shown(model, field, stored[field.name], using),
-                shown(
-                    model, field, self.cleaned_data.get(field.name, self.data.get(self.add_prefix(field.name))), using
-                ),
-            )
-            for field in fields
-            if opened.get(field.name) != fingerprint(stored[field.name])
-        ]
+        self.conflicts = []
+        for field in fields:
+            if opened.get(field.name) == fingerprint(stored[field.name]):
+                continue  # nobody else changed it
+            if field.name in self.cleaned_data:
+                yours = shown(model, field, self.cleaned_data[field.name], using)
+                if self.left_as_opened(field, opened, using):
+                    yours += " (as you opened it)"
+            else:
+                yours = shown(model, field, self.data.get(self.add_prefix(field.name)), using, raw=True)
+            self.conflicts.append(Conflict(field, shown(model, field, stored[field.name], using), yours))
         if self.conflicts:
             messages = [format_html("Someone else changed this {} after you opened it. {}", name, reload)]
             messages += [str(conflict) for conflict in self.conflicts]
@@ -246,6 +280,55 @@ class ConcurrencyFormMixin:
         # from the locked row, so a change to them made since this form's row was read is kept.
         for field in others:
             setattr(self.instance, field.attname, stored[field.name])
+            if field.name in self.fields and self.fields[field.name].disabled:
+                self.cleaned_data[field.name] = form_value(field, stored[field.name], using)
+
+    def left_as_opened(self, field, opened, using):
+        """Whether this form would store what it was opened with in ``field`` (the person did not change it)."""
+        try:
+            return fingerprint(submitted_value(self, field, using)) == opened.get(field.name)
+        except (ValueError, TypeError, AttributeError):
+            return False
+
+
+class StaleSaveFormSetMixin:
+    """A formset that says when a row it holds was deleted, or a row marked for deletion changed, meanwhile.
+
+    Django ignores the errors of a form marked for deletion, and a row gone
+    from the database leaves only an error on the hidden key field: both would
+    be silent without this.
+    """
+
+    def clean(self):
+        super().clean()
+        plural = self.model._meta.verbose_name_plural
+        reload = mark_safe('Nothing was saved. <a href="">Reload the page</a> to see what is stored now.')
+        for form in self.forms:
+            if form.has_error(self.model._meta.pk.name, code="invalid_choice"):
+                raise ValidationError(
+                    format_html(
+                        "One of the {} on this page was deleted by someone else after you opened it. {}", plural, reload
+                    ),
+                    code="conflict",
+                )
+            deleting = self.can_delete and getattr(form, "cleaned_data", {}).get("DELETE")
+            if deleting and form.has_error(NON_FIELD_ERRORS, code="conflict"):
+                messages = [
+                    format_html(
+                        "Not deleted: someone else changed “{}” after you opened this page. {}", form.instance, reload
+                    ),
+                    *(str(conflict) for conflict in form.conflicts),
+                ]
+                raise ValidationError([ValidationError(m, code="conflict") for m in messages])
+
+
+def protect_formset(formset_class):
+    """Subclass a formset class with ``StaleSaveFormSetMixin`` (once)."""
+    if issubclass(formset_class, StaleSaveFormSetMixin):
+        return formset_class
+    protected = type(formset_class.__name__, (StaleSaveFormSetMixin, formset_class), {})
+    protected.__qualname__ = formset_class.__qualname__
+    return protected
 
 
 def protect_form(form_class):
@@ -290,6 +373,9 @@ class StaleSaveAdminMixin:
     def get_changelist_form(self, request, **kwargs):
         return protect_form(super().get_changelist_form(request, **kwargs))
 
+    def get_changelist_formset(self, request, **kwargs):
+        return protect_formset(super().get_changelist_formset(request, **kwargs))
+
 
 class StaleSaveInlineMixin:
     """An inline whose rows refuse a stale save."""
@@ -303,7 +389,7 @@ class StaleSaveInlineMixin:
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **model_form_fields(self, request, obj, kwargs))
         formset.form = protect_form(formset.form)
-        return formset
+        return protect_formset(formset)
 
 
 def model_form_fields(model_admin, request, obj, kwargs):

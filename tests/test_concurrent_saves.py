@@ -13,7 +13,7 @@ from django.test import Client
 
 from admin_site.concurrency import STATE_FIELD
 from admin_site.models import TransferRecord
-from console.customers.models import Address, Customer, Tag, VipCustomer
+from console.customers.models import Address, Customer, Order, Tag, VipCustomer
 from console.legacy.models import Custmast
 from console.profiles.models import Team
 from tests.conftest import ALL_DATABASES, seed_customers
@@ -254,20 +254,36 @@ def test_a_token_of_the_same_key_on_another_panel_is_a_conflict(root_client):
     assert "does not say which values" in errors_of(submit(root_client, url, mine, name="Mallory"))
 
 
-def test_a_password_set_meanwhile_is_a_conflict_that_shows_no_hash(root_client, other_client):
+def test_a_password_set_meanwhile_is_kept_by_a_save_of_the_user_form(root_client, other_client):
+    """The form shows the password hash read-only and cannot change it: a new password is not put back."""
     dora = seed_user()
     url = admin_url("users", User, "change", dora.pk)
     mine = open_form(root_client, url)
     password_url = admin_url("users", User, "password_change", dora.pk)
     changed = other_client.post(password_url, {"password1": "N3w-pass-phrase", "password2": "N3w-pass-phrase"})
     assert changed.status_code == 302
+    assert submit(root_client, url, mine, first_name="Dot").status_code == 302
+    stored = User.objects.using("users").get(pk=dora.pk)
+    assert stored.first_name == "Dot"
+    assert stored.check_password("N3w-pass-phrase")
+
+
+def test_a_conflict_on_the_user_form_shows_no_password_hash(root_client, other_client):
+    dora = seed_user()
+    url = admin_url("users", User, "change", dora.pk)
+    mine = open_form(root_client, url)
+    password_url = admin_url("users", User, "password_change", dora.pk)
+    assert (
+        other_client.post(password_url, {"password1": "N3w-pass-phrase", "password2": "N3w-pass-phrase"}).status_code
+        == 302
+    )
+    assert submit(other_client, url, open_form(other_client, url), email="dot@example.com").status_code == 302
     stale = submit(root_client, url, mine, first_name="Dot")
     page = errors_of(stale)
-    assert "Password: saved now (hidden), yours (hidden)" in page
+    assert CONFLICT in page and "Email address: saved now “dot@example.com”" in page
     stored = User.objects.using("users").get(pk=dora.pk)
-    assert stored.first_name == "Dora"
-    assert stored.password.split("$")[-1] not in page
-    assert stored.check_password("N3w-pass-phrase")
+    assert stored.password.split("$")[-1] not in page and stored.password not in page
+    assert (stored.first_name, stored.check_password("N3w-pass-phrase")) == ("Dora", True)
 
 
 def test_the_state_token_reveals_no_value(root_client):
@@ -376,3 +392,82 @@ def test_a_read_only_page_shows_no_state_field(client):
     page = client.get(admin_url("customers", Customer, "change", ann.pk))
     assert page.status_code == 200 and "Ann Archer" in page.content.decode()
     assert STATE_FIELD not in page.content.decode() and "Console state" not in page.content.decode()
+
+
+# -- what a stranger found ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["abc", "1.5", "9" * 30])
+def test_a_mistyped_key_on_a_stale_form_is_a_form_error_not_a_500(root_client, other_client, typed):
+    data = seed_customers("customers")
+    order = data["order"]
+    url = admin_url("customers", Order, "change", order.pk)
+    mine = open_form(root_client, url)
+    assert submit(other_client, url, open_form(other_client, url), customer=str(data["bob"].pk)).status_code == 302
+    stale = submit(root_client, url, mine, customer=typed)
+    assert stale.status_code == 200
+    page = errors_of(stale)
+    assert CONFLICT in page and "Customer: saved now “Bob Baker" in page
+    assert Order.objects.using("customers").get(pk=order.pk).customer_id == data["bob"].pk
+
+
+def test_mistyped_tags_on_a_stale_form_are_a_form_error_not_a_500(root_client, other_client):
+    data = seed_customers("customers")
+    ann = data["ann"]
+    url = admin_url("customers", Customer, "change", ann.pk)
+    mine = open_form(root_client, url)
+    assert (
+        submit(other_client, url, open_form(other_client, url), tags=[str(t.pk) for t in data["tags"]]).status_code
+        == 302
+    )
+    stale = submit(root_client, url, mine, tags=["abc"])
+    assert stale.status_code == 200 and CONFLICT in errors_of(stale)
+
+
+def test_deleting_an_inline_row_someone_changed_meanwhile_is_refused(root_client, other_client):
+    ann = seed_customers("customers")["ann"]
+    address = ann.addresses.using("customers").get()
+    url = admin_url("customers", Customer, "change", ann.pk)
+    mine = open_form(root_client, url)
+    address_url = admin_url("customers", Address, "change", address.pk)
+    assert submit(other_client, address_url, open_form(other_client, address_url), city="Potsdam").status_code == 302
+
+    row = next(
+        name.removesuffix("-id")
+        for name, value in mine.items()
+        if name.startswith("addresses-") and name.endswith("-id") and value == [str(address.pk)]
+    )
+    stale = submit(root_client, url, mine, **{f"{row}-DELETE": "on"})
+    assert stale.status_code == 200
+    page = errors_of(stale)
+    assert "Not deleted: someone else changed “Hauptstr. 1" in page
+    assert "City: saved now “Potsdam”" in page
+    assert Address.objects.using("customers").get(pk=address.pk).city == "Potsdam"
+
+
+def test_an_inline_row_deleted_meanwhile_is_named_not_a_silent_error(root_client):
+    ann = seed_customers("customers")["ann"]
+    Address(customer=ann, line1="Zweite Str. 2", city="Hamburg", postcode="20095", country="DE").save(using="customers")
+    url = admin_url("customers", Customer, "change", ann.pk)
+    mine = open_form(root_client, url)
+    gone = ann.addresses.using("customers").get(city="Hamburg")
+    gone.delete(using="customers")
+    stale = submit(root_client, url, mine, notes="still here")
+    assert stale.status_code == 200
+    assert "One of the addresses on this page was deleted by someone else after you opened it" in errors_of(stale)
+    assert Customer.objects.using("customers").get(pk=ann.pk).notes == ""
+
+
+def test_a_list_row_deleted_meanwhile_is_named(root_client):
+    vip, loyal = seed_customers("customers")["tags"]
+    changelist = admin_url("customers", Tag, "changelist")
+    mine = open_form(root_client, changelist, "changelist-form")
+    mine.pop("action", None)
+    Tag.objects.using("customers").filter(pk=vip.pk).delete()
+    row = next(
+        name.removesuffix("-id") for name, value in mine.items() if name.endswith("-id") and value == [str(loyal.pk)]
+    )
+    stale = root_client.post(changelist, {**mine, f"{row}-name": "faithful", "_save": "Save"})
+    assert stale.status_code == 200
+    assert "One of the tags on this page was deleted by someone else after you opened it" in errors_of(stale)
+    assert Tag.objects.using("customers").get(pk=loyal.pk).name == "loyal"
