@@ -17,10 +17,10 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from import_export.results import Result
 
-from admin_site.history import ImportHistory
 from admin_site.models import TransferRecord
 from admin_site.pinning import using_database
 from admin_site.transfers.formats import BY_NAME, FileFormatError, check_size, excerpt
+from admin_site.transfers.history import ImportHistory
 from admin_site.transfers.records import audited
 from admin_site.transfers.rowstates import RowStates
 
