@@ -106,7 +106,7 @@ def row_values(model, pk, fields, using, lock):
 def signer(form):
     """Signs for one database and model: a token of a row with the same key elsewhere is refused."""
     model = form._meta.model._meta
-    return signing.TimestampSigner(salt=f"admin_site.concurrency:{form.instance._state.db}:{model.label_lower}")
+    return signing.Signer(salt=f"admin_site.concurrency:{form.instance._state.db}:{model.label_lower}")
 
 
 def make_token(form):
