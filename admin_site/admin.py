@@ -65,6 +65,12 @@ class DeviceAdmin(DatabaseModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        """A superuser's second factor is a superuser's to remove (as ``ConsoleUserAdmin`` guards the account)."""
+        if obj is not None and obj.user.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def has_import_permission(self, request):
         return False
 

@@ -93,7 +93,7 @@ def changes_view(site, request):
     for entry in page:
         if entry.content_type_id not in fields:
             fields[entry.content_type_id] = history.visible_fields(admins[entry.content_type_id], request)
-        entry.visible_changes = history.visible_changes(entry.panel.changes, fields[entry.content_type_id])
+        history.prepare_for_viewer(entry, fields[entry.content_type_id])
     params = request.GET.copy()
     params.pop("p", None)
     context = {

@@ -14,7 +14,7 @@ import datetime
 import functools
 from decimal import Decimal
 
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
@@ -386,3 +386,20 @@ def visible_changes(changes, visible):
         elif item.get("field") in fields:
             shown.append(item)
     return shown
+
+
+def prepare_for_viewer(entry, visible):
+    """Set ``entry.visible_changes`` and ``entry.shown_message`` for a viewer (``visible`` from ``visible_fields``).
+
+    Django's change message names inline rows ("Added address “1 Elm St…”"): when anything
+    is cut for this viewer, it is replaced by a sentence that names nothing.
+    """
+    tagged = getattr(entry, "panel", None)
+    recorded = (tagged.changes if tagged else None) or []
+    entry.visible_changes = visible_changes(recorded, visible)
+    if entry.visible_changes == recorded:
+        entry.shown_message = entry.get_change_message()
+    else:
+        verb = {ADDITION: "Added", CHANGE: "Changed", DELETION: "Deleted"}.get(entry.action_flag, "Changed")
+        entry.shown_message = f"{verb}. Changes to fields you may not view are not shown."
+    return entry

@@ -8,7 +8,9 @@ when called outside a pinned request.  Each override names the leak it closes
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, transaction
+from django.db.models.constants import LOOKUP_SEP
 
 from admin_site import history
 from admin_site.changelists.filters import bind_list_filter
@@ -17,6 +19,7 @@ from admin_site.changelists.values import column_value
 from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin
 from admin_site.models import PanelLogEntry
 from admin_site.pinning import using_database
+from admin_site.secrets import is_secret
 from admin_site.transfers.options import DatabaseImportExportMixin
 
 
@@ -85,6 +88,21 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
     def get_changelist_form(self, request, **kwargs):
         """A ``list_editable`` row validates and runs its unique checks on the alias (#6-#8)."""
         return bind_form(super().get_changelist_form(request, **kwargs), self.alias)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        """No filter on a secret (``?key__startswith=0``): each answer would tell a secret a character at a time."""
+        model = self.model
+        for part in lookup.split(LOOKUP_SEP):
+            if is_secret(model, part):
+                return False
+            try:
+                field = model._meta.get_field(part)
+            except FieldDoesNotExist:
+                break
+            if not field.is_relation:
+                break
+            model = field.related_model
+        return super().lookup_allowed(lookup, value, request)
 
     def get_list_filter(self, request):
         """Related and all-values filters build their choices on the alias (#1-#3)."""
@@ -183,8 +201,7 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
         if "action_list" in context:
             fields = history.visible_fields(self, request, context["object"])
             for entry in context["action_list"]:
-                tagged = getattr(entry, "panel", None)
-                entry.visible_changes = history.visible_changes(tagged.changes if tagged else [], fields)
+                history.prepare_for_viewer(entry, fields)
         return response
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):

@@ -152,7 +152,7 @@ def enrol_view(site, request):
     """
     if has_authenticator(request.user):
         return HttpResponseRedirect(step_url(site, request, safe_next(site, request)))
-    device = pending_device(request.user)
+    device = pending_device(request)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         confirmed, wait = check_code(request.user, form.cleaned_data["code"], device=device)
@@ -173,11 +173,22 @@ def enrol_view(site, request):
     return render(site, request, "admin_site/otp_enrol.html", context)
 
 
-def pending_device(user):
-    """The user's unconfirmed authenticator, made once: reloading the page keeps the same QR code."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+#: The session key naming this session's unconfirmed authenticator.
+PENDING_SESSION_KEY = "console_otp_pending_device"
+
+
+def pending_device(request):
+    """This session's unconfirmed authenticator, made once: reloading the page keeps the same QR code.
+
+    One per session, never shared: someone who logs in with the password and only looks at the
+    enrolment page must not learn the secret the user will scan later.  Confirming one device
+    deletes the user's others.
+    """
+    user, pk = request.user, request.session.get(PENDING_SESSION_KEY)
+    device = TOTPDevice.objects.filter(user=user, confirmed=False, pk=pk).first() if isinstance(pk, int) else None
     if device is None:
         device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+        request.session[PENDING_SESSION_KEY] = device.pk
     return device
 
 

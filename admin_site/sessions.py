@@ -3,17 +3,24 @@
 A session lasts ``SESSION_COOKIE_AGE`` (``CONSOLE_SESSION_IDLE_MINUTES``) from its last save.  Django's own
 ``SESSION_SAVE_EVERY_REQUEST`` would save it on every request: a write on the ``users`` database for each page,
 and a write in requests that must write nothing (an import preview).  Here a session is
-saved again only when its last save is a minute old, so it ends between ``IDLE - 1`` and ``IDLE`` minutes after
-its last use.
+saved again only when its last save is a minute old (a tenth of the limit, when that is shorter), so it ends
+between ``IDLE - 1`` and ``IDLE`` minutes after its last use.
 """
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.utils import timezone
 
 #: Session key holding when (Unix seconds) the session was last saved for activity.
 SEEN_KEY = "console_seen"
-#: Seconds between two saves of one session for activity alone.
+#: Seconds between two saves of one session for activity alone (less for very short idle limits).
 REFRESH_SECONDS = 60
+
+
+def refresh_seconds():
+    """A minute, or a tenth of the idle limit when that is shorter: a 1-minute limit still moves with use."""
+
+    return min(REFRESH_SECONDS, max(1, settings.SESSION_COOKIE_AGE // 10))
 
 
 def now():
@@ -40,6 +47,6 @@ class IdleSessionMiddleware:
         response = self.get_response(request)
         session = getattr(request, "session", None)
         if session is not None and session.accessed and response.status_code < 500 and SESSION_KEY in session:
-            if now() - session.get(SEEN_KEY, 0) >= REFRESH_SECONDS:
+            if now() - session.get(SEEN_KEY, 0) >= refresh_seconds():
                 session[SEEN_KEY] = now()
         return response

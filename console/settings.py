@@ -135,6 +135,8 @@ AXES_ENABLE_ADMIN = False
 # Second factor (django-otp, README "Second factor"). Wrong codes wait 1, 2, 4, 8... seconds per device.
 OTP_TOTP_ISSUER = "Data Console"
 OTP_TOTP_THROTTLE_FACTOR = 1
+# A code counts only within one 30-second step of the server's clock: no drift follows codes from the future.
+OTP_TOTP_SYNC = False
 OTP_STATIC_THROTTLE_FACTOR = 1
 
 # Staff sessions end after this many idle minutes: the expiry moves forward as the session is used
