@@ -355,15 +355,19 @@ def without_state_field(fields):
     return [name for name in fields if name != STATE_FIELD]
 
 
-class StaleSaveAdminMixin:
-    """A ModelAdmin whose change forms and ``list_editable`` rows refuse a stale save."""
+class StateFieldsetsMixin:
+    """A change form (or inline) renders the hidden state token with its fields."""
 
     def get_fieldsets(self, request, obj=None):
-        """A change form renders the hidden state token with its fields (a read-only page has no form to save)."""
+        """The token joins the first fieldset; a read-only page has no form to save, so no token."""
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or not self.has_change_permission(request, obj):
             return fieldsets
         return with_state_field(fieldsets)
+
+
+class StaleSaveAdminMixin(StateFieldsetsMixin):
+    """A ModelAdmin whose change forms and ``list_editable`` rows refuse a stale save."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return protect_form(
@@ -377,14 +381,8 @@ class StaleSaveAdminMixin:
         return protect_formset(super().get_changelist_formset(request, **kwargs))
 
 
-class StaleSaveInlineMixin:
+class StaleSaveInlineMixin(StateFieldsetsMixin):
     """An inline whose rows refuse a stale save."""
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or not self.has_change_permission(request, obj):
-            return fieldsets
-        return with_state_field(fieldsets)
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **model_form_fields(self, request, obj, kwargs))

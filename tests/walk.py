@@ -14,7 +14,7 @@ from django.urls import include, path, reverse
 
 from admin_site.changelists.filters import RelatedIdFieldListFilter
 from admin_site.changelists.paginator import CURSOR_VAR, make_cursor
-from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin
+from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin, StateFieldsetsMixin
 from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
 from admin_site.sites import DatabaseAdminSite, all_sites
 from tests.conftest import seed_customers, seed_users
@@ -193,7 +193,7 @@ def _request_for(client):
 
 BINDING_MIXINS = (DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin)
 #: Console hooks that are not database binding: stock admins keep them (their forms refuse stale saves).
-KEPT = (StaleSaveAdminMixin, StaleSaveInlineMixin)
+KEPT = (StaleSaveAdminMixin, StaleSaveInlineMixin, StateFieldsetsMixin)
 
 
 def unbind(admin_class):
