@@ -316,5 +316,10 @@ def server_processes(server):
     return found
 
 
+def daemon_processes(server):
+    """The mod_wsgi daemon processes among ``server``'s processes."""
+    return [process for process in server_processes(server) if process[2].startswith("(wsgi:")]
+
+
 def run(argv, **kwargs):
     return subprocess.run(argv, capture_output=True, text=True, **kwargs)

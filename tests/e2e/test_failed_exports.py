@@ -17,6 +17,8 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.conftest import daemon_processes
+
 CUSTOMERS = "/customers/customers/customer/"
 #: 6,000 customers of 4 KB: 24 MB, far beyond what socket buffers hold, so the export is mid-stream for sure.
 BIG_ROWS, NOTES_BYTES = 6000, 4000
@@ -124,6 +126,8 @@ def test_an_export_whose_daemon_is_killed_is_an_incomplete_download_and_the_swee
     os.kill(pid, signal.SIGKILL)
     assert read_rest(response) == "incomplete", "the client saw a cleanly ended body"
     console.server.wait_ready()
+    # Apache starts a new daemon in place of the killed one; later tests count on both being there.
+    wait_for(lambda: len(daemon_processes(console.server)) >= 2, timeout=60)
     assert last_export(console)[:2] == (record_id, "running")  # nobody was left to finish it
     # Older than CONSOLE_TRANSFER_STALE_AFTER: the sweep knows its process is gone.
     console.rows(
