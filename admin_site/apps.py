@@ -13,7 +13,7 @@ class AdminSiteConfig(AppConfig):
     def ready(self):
         from django.utils.module_loading import autodiscover_modules
 
-        from admin_site import checks  # noqa: F401  (registers the checks)
+        from admin_site import checks, drift  # noqa: F401  (registers the checks, drift.py the schema drift one)
         from admin_site.permissions import sync_panels
         from admin_site.sessions import mark_seen
 
