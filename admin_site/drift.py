@@ -20,6 +20,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections
+from django.db.migrations.recorder import MigrationRecorder
 
 from admin_site.conf import panel_apps
 
@@ -222,6 +223,21 @@ def database_drift(alias, models=None):
         if differences:
             drifted.append(ModelDrift(model, model._meta.db_table, tuple(differences)))
     return drifted
+
+
+def unclaimed_tables(alias, models=None):
+    """Tables and views of ``alias`` that no installed model reads, sorted: where a renamed table shows up.
+
+    Django's own bookkeeping table (``django_migrations``) is left out.
+    """
+    connection = connections[alias]
+    models = unmanaged_models(alias) if models is None else models
+    claimed = {model._meta.db_table.lower() for model in models}
+    claimed |= {name.lower() for name in connection.introspection.django_table_names()}
+    claimed.add(MigrationRecorder.Migration._meta.db_table.lower())
+    with connection.cursor() as cursor:
+        names = connection.introspection.table_names(cursor, include_views=True)
+    return sorted(name for name in names if name.lower() not in claimed)
 
 
 @checks.register(checks.Tags.database)

@@ -178,6 +178,7 @@ def test_a_renamed_table_is_reported_missing_by_the_check_and_the_command(legacy
     assert status == 1
     assert "legacy.ProductPrice (table PRODUCT_PRICE):\n  - table PRODUCT_PRICE is missing" in output
     assert "inspectdb has no table to read" in output
+    assert "Tables no model reads (a missing table may have been renamed): PRODUCT_PRICE_OLD." in output
 
 
 def test_only_check_with_a_database_compares_the_tables(legacy_copy):

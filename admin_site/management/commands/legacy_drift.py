@@ -11,7 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from admin_site.drift import database_drift
+from admin_site.drift import database_drift, unclaimed_tables
+
+#: How many tables without a model the command names: a legacy database may hold hundreds.
+UNCLAIMED_SHOWN = 20
 
 
 class Command(BaseCommand):
@@ -45,7 +48,19 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"  The model inspectdb writes now for {drift.table}:")
                 self.stdout.write(self.inspect(database, drift.table))
+        if any(difference.kind == "table" for drift in drifted for difference in drift.differences):
+            self.show_unclaimed(database)
         raise CommandError(f"{len(drifted)} model(s) on '{database}' have drifted from their tables.", returncode=1)
+
+    def show_unclaimed(self, database):
+        """Name the tables no model reads: a table reported missing may have been renamed to one of them."""
+        names = unclaimed_tables(database)
+        if not names:
+            return
+        shown = ", ".join(names[:UNCLAIMED_SHOWN])
+        more = f" and {len(names) - UNCLAIMED_SHOWN} more" if len(names) > UNCLAIMED_SHOWN else ""
+        self.stdout.write(f"Tables no model reads (a missing table may have been renamed): {shown}{more}.")
+        self.stdout.write(f"  'manage.py inspectdb --database {database} --include-views TABLE' writes its model.")
 
     def inspect(self, database, table):
         """inspectdb's model for ``table`` (views included), without its file header."""
