@@ -23,6 +23,7 @@ Hashes are keyed with the project's secret: the token shows nothing of a value
 (a password hash included), and a forged or missing token is a conflict.
 """
 
+import functools
 import hashlib
 
 from django import forms
@@ -45,9 +46,15 @@ STATE_FIELD = "console_state"
 SHOWN_CHARS = 80
 
 
+@functools.cache
+def fingerprint_key(secret_key):
+    """The hash key derived from ``SECRET_KEY``: once per key, not once per hashed value (an import hashes each row)."""
+    return hashlib.sha256(force_bytes("admin_site.concurrency" + secret_key)).digest()
+
+
 def fingerprint(value):
     """A short keyed hash of one value: equal values, equal hashes; nothing of the value readable from it."""
-    key = hashlib.sha256(force_bytes("admin_site.concurrency" + settings.SECRET_KEY)).digest()
+    key = fingerprint_key(settings.SECRET_KEY)
     canonical = f"{type(value).__name__}:{value!r}"
     return hashlib.blake2b(force_bytes(canonical), key=key, digest_size=8).hexdigest()
 
