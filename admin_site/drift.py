@@ -8,21 +8,34 @@ type, length and nullability differences.  It returns plain data; the system
 check ``console.W010`` (``manage.py check --database legacy``) and the command
 ``manage.py legacy_drift`` present it.
 
+In the web process, ``known_drift(alias)`` keeps the result in Django's cache
+for ``CONSOLE_DRIFT_CACHE_SECONDS``: a drifted model's pages show a banner
+naming the differences (``banner``, through the site's ``each_context``), the
+console home counts drifted tables per panel, and ``SchemaDriftMiddleware``
+answers a query that failed on a gone table or column with that banner on a
+503 page instead of a 500.
+
 Only public introspection is used (``table_names``, ``get_table_list``,
 ``get_table_description``, ``get_field_type``): the same calls ``inspectdb``
 makes, so a difference reported here is one ``inspectdb`` would show.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.core.cache import cache
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
+from django.template.response import TemplateResponse
 
 from admin_site.conf import panel_apps
+from admin_site.outages import is_unreachable
+
+log = logging.getLogger(__name__)
 
 #: Model field types that introspection can only ever read back as another type, because the
 #: column Django creates for them is that type's column (an EmailField is a VARCHAR, a
@@ -184,8 +197,13 @@ def table_differences(model, connection, tables):
     info = tables.get(table.lower())
     if info is None:
         return [Difference("table", "", f"table {table} is missing")]
-    with connection.cursor() as cursor:
-        description = connection.introspection.get_table_description(cursor, info.name)
+    try:
+        with connection.cursor() as cursor:
+            description = connection.introspection.get_table_description(cursor, info.name)
+    except DatabaseError as error:
+        # A view over a table that is gone or changed cannot be described (MySQL error 1146 or 1356).
+        kind = "view" if info.type == "v" else "table"
+        return [Difference("table", "", f"{kind} {table} cannot be read: {str(error)[:200]}")]
     # Column names are case-insensitive on MySQL and SQLite.
     columns = {column.name.lower(): column for column in description}
     is_view = info.type == "v"
@@ -274,3 +292,133 @@ def check_schema_drift(app_configs=None, databases=None, **kwargs):
                 )
             )
     return messages
+
+
+# -- the web process: a cached result, the banner and the page that replaces a 500 ---------------------
+
+
+def cache_seconds():
+    """How long a drift result is reused before the tables are read again (``CONSOLE_DRIFT_CACHE_SECONDS``)."""
+    return getattr(settings, "CONSOLE_DRIFT_CACHE_SECONDS", 300)
+
+
+def cache_key(alias):
+    return f"console-drift:{alias}"
+
+
+def remember(alias, drifted):
+    """Keep ``{model label: (message, ...)}`` for ``alias`` in the cache, and return it.
+
+    Only labels and strings are stored, so any cache backend (a Redis shared
+    by every host) can hold it.  A cache that fails costs the cache, not the page.
+    """
+    found = {drift.label: tuple(str(difference) for difference in drift.differences) for drift in drifted}
+    try:
+        cache.set(cache_key(alias), found, cache_seconds())
+    except Exception:  # noqa: BLE001 - a cache server that is down (redis.ConnectionError) must not fail a page
+        log.warning("Could not keep the schema drift of '%s' in the cache", alias, exc_info=True)
+    return found
+
+
+def known_drift(alias):
+    """``{model label: (message, ...)}`` of ``alias``'s drifted unmanaged models, read at most once per cache period.
+
+    Empty for a panel without unmanaged models (no query at all) and when the
+    database cannot be read: the outage page, not this, reports that.
+    """
+    if not unmanaged_models(alias):
+        return {}
+    try:
+        found = cache.get(cache_key(alias))
+    except Exception:  # noqa: BLE001 - see remember()
+        found = None
+    if found is not None:
+        return found
+    try:
+        drifted = database_drift(alias)
+    except DatabaseError:
+        return {}
+    return remember(alias, drifted)
+
+
+def page_models(model):
+    """The unmanaged models whose tables a page of ``model`` reads: its own and those its forward relations join."""
+    concrete = model._meta.concrete_model
+    related = [
+        field.related_model
+        for field in concrete._meta.get_fields()
+        if field.is_relation and not field.auto_created and field.related_model
+    ]
+    return [candidate for candidate in [concrete, *related] if not candidate._meta.managed]
+
+
+def drift_of(alias, model, known):
+    """``[(verbose name, table, messages)]`` for the drifted tables a page of ``model`` reads, per ``known``."""
+    return [
+        (candidate._meta.verbose_name_plural, candidate._meta.db_table, known[candidate._meta.label])
+        for candidate in page_models(model)
+        if candidate._meta.label in known
+    ]
+
+
+def model_admin_of(request):
+    """The ModelAdmin whose page ``request`` is for (Django tags its URL callbacks ``model_admin``), or None."""
+    match = getattr(request, "resolver_match", None)
+    return getattr(match.func, "model_admin", None) if match else None
+
+
+def banner(request, alias):
+    """What the drift banner of this page says: ``drift_of()`` for its model, empty off model pages."""
+    model_admin = model_admin_of(request)
+    if model_admin is None or not page_models(model_admin.model):
+        return []
+    return drift_of(alias, model_admin.model, known_drift(alias))
+
+
+class SchemaDriftMiddleware:
+    """A model page whose query failed because its table or a column is gone: the drift banner, not a 500.
+
+    On a database error (not an outage, which ``DatabaseOutageMiddleware``
+    answers) on an unmanaged model's page, the tables are read again at once;
+    if they have drifted, the answer is a 503 page naming every difference and
+    the fresh result replaces the cached one.  Any other error is Django's.
+    """
+
+    template_name = "admin_site/drift.html"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, DatabaseError) or is_unreachable(exception):
+            return None
+        model_admin = model_admin_of(request)
+        if model_admin is None or not page_models(model_admin.model):
+            return None
+        site = model_admin.admin_site
+        try:
+            drifted = database_drift(site.alias)
+        except DatabaseError:
+            return None
+        tables = drift_of(site.alias, model_admin.model, remember(site.alias, drifted))
+        if not tables:
+            return None
+        log.error(
+            "%s %s failed: the tables of %s on '%s' have drifted (%s)",
+            request.method,
+            request.path,
+            model_admin.opts.label,
+            site.alias,
+            "; ".join(message for _name, _table, messages in tables for message in messages),
+        )
+        request.schema_drift = True
+        context = {
+            **site.each_context(request),
+            "title": f"{model_admin.opts.verbose_name_plural.capitalize()} cannot be shown",
+            "opts": model_admin.opts,
+            "drift_tables": tables,
+        }
+        return TemplateResponse(request, self.template_name, context, status=503).render()

@@ -294,7 +294,7 @@ class DatabaseOutageMiddleware:
 
 
 class SkipOutagePages(logging.Filter):
-    """Drop ``django.request``'s per-request record of a 503 this module answered (and logged once).
+    """Drop ``django.request``'s per-request record of a 503 this module (or the drift page) answered and logged.
 
     Django logs every 5xx response on ``django.request``, with the request in
     the record; without this filter an outage would still write a line per
@@ -303,7 +303,9 @@ class SkipOutagePages(logging.Filter):
     """
 
     def filter(self, record):
-        return getattr(getattr(record, "request", None), "database_outage", None) is None
+        request = getattr(record, "request", None)
+        # schema_drift: a drifted legacy page (admin_site.drift), logged once with its differences.
+        return getattr(request, "database_outage", None) is None and not getattr(request, "schema_drift", False)
 
     @classmethod
     def install(cls, logger_name="django.request"):

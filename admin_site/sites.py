@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path, reverse
 
-from admin_site import changes, second_factor
+from admin_site import changes, drift, second_factor
 from admin_site.models import PanelLogEntry
 from admin_site.permissions import can_enter
 from admin_site.pinning import pin_view
@@ -99,9 +99,13 @@ class DatabaseAdminSite(admin.AdminSite):
         return changes.changes_view(self, request)
 
     def each_context(self, request):
-        """Django's page context plus the panel's alias, title and colour for the database band."""
+        """Django's page context plus the panel's alias, title and colour for the database band.
+
+        On a page of a model whose table has drifted, ``schema_drift`` names the differences (the banner).
+        """
         context = super().each_context(request)
         context.update(panel_alias=self.alias, panel_title=self.title, panel_colour=self.colour)
+        context.update(schema_drift=drift.banner(request, self.alias))
         return context
 
     def get_log_entries(self, request):

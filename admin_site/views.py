@@ -2,12 +2,14 @@
 
 import datetime
 
+from django.apps import apps
 from django.contrib.auth.views import redirect_to_login
 from django.db import connections
 from django.shortcuts import render
 from django.urls import reverse
 
 from admin_site import second_factor
+from admin_site.drift import known_drift, unmanaged_models
 from admin_site.outages import board, probe
 from admin_site.permissions import can_enter
 from admin_site.sites import all_sites
@@ -30,6 +32,8 @@ def home(request):
         for alias, site in sites.items()
         if can_enter(request.user, alias)
     ]
+    for panel in panels:
+        panel["drift"] = panel_drift(panel["site"].alias) if panel["status"]["reachable"] else None
     logout_site = next(iter(sites))
     context = {
         "panels": panels,
@@ -40,6 +44,13 @@ def home(request):
         "logout_url": reverse(f"{logout_site}:logout"),
     }
     return render(request, "admin_site/home.html", context, status=200 if panels else 403)
+
+
+def panel_drift(alias):
+    """``[(table, messages)]`` of the panel's drifted tables; None when the panel has no unmanaged model."""
+    if not unmanaged_models(alias):
+        return None
+    return sorted((apps.get_model(label)._meta.db_table, messages) for label, messages in known_drift(alias).items())
 
 
 def panel_status(alias):

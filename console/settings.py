@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A request whose database cannot be reached: a 503 page naming it (admin_site.outages).
     "admin_site.outages.DatabaseOutageMiddleware",
+    # A legacy model page whose table or column is gone: a page naming the drift, not a 500 (admin_site.drift).
+    "admin_site.drift.SchemaDriftMiddleware",
     # Last: turns a locked-out login into the lockout page (admin_site.throttling).
     "axes.middleware.AxesMiddleware",
 ]

@@ -81,6 +81,18 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
     #: Bulk writes skip save() and signals: turn off for models whose signals keep data consistent.
     import_use_bulk = True
 
+    def get_urls(self):
+        """import-export's URLs, tagged with this ModelAdmin as Django tags its own (``model_admin``).
+
+        Code that asks which model a request is for (the drift banner) then
+        finds the import and export pages as it finds the changelist.
+        """
+        urls = super().get_urls()
+        for pattern in urls:
+            if not hasattr(pattern.callback, "model_admin"):
+                pattern.callback.model_admin = self
+        return urls
+
     # -- resources and formats ---------------------------------------------------
 
     def get_resource_classes(self, request):
