@@ -31,7 +31,7 @@ setup: $(BIN)/.installed
 ## Apache + mod_wsgi-express in daemon mode when apache2-dev is present (as root, the daemon runs as
 ## www-data from a world-readable runtime: admin_site/express.py); otherwise Django's development server.
 run: setup $(if $(APXS),$(BIN)/.installed-wsgi)
-	@echo "Data Console on http://$(HOST):$(PORT)/  ($$(cat var/login.txt))"
+	@echo "Data Console on http://$(HOST):$(PORT)/ (log in with the line above; it is kept in var/login.txt)"
 ifneq ($(APXS),)
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 else

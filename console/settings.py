@@ -201,6 +201,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
+        # Django's own configuration gives "django" a console handler of its own (with DEBUG on): without
+        # this, every django.* line would be written twice, once by it and once by the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "django.db.backends": {"level": "INFO"},
         # One line when a database becomes unreachable (with its traceback), one when it is back.
         "admin_site.outages": {"level": "INFO"},
