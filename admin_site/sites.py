@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path, reverse
 
-from admin_site import changes, drift, second_factor
+from admin_site import changes, composite, drift, second_factor
 from admin_site.models import PanelLogEntry
 from admin_site.permissions import can_enter
 from admin_site.pinning import pin_view
@@ -37,6 +37,13 @@ class DatabaseAdminSite(admin.AdminSite):
         self.site_title = f"{self.title} ({alias})"
         self.index_title = f"{self.title} — database “{alias}”"
         self.site_url = "/"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Django's ``register``; a composite-key model through ``admin_site.composite`` (Django 5.2 refuses it)."""
+        models = [model_or_iterable] if isinstance(model_or_iterable, type) else model_or_iterable
+        for model in models:
+            if composite.register(self, model, admin_class):
+                super().register(model, admin_class, **options)
 
     def has_permission(self, request):
         """Active staff with this panel's access permission (``admin_site.permissions``)."""

@@ -34,6 +34,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from admin_site.adapters.django import column_css_name, list_display_field
+from admin_site.composite import key_text
 
 #: A key no real row has: reversed once, then replaced by each row's key.
 _KEY = "console-row-key-7f3a"
@@ -240,6 +241,6 @@ def action_checkbox_html(obj, label):
     """
     label = label.format(conditional_escape(str(obj)))
     return SafeString(
-        f'<input type="checkbox" name="{ACTION_CHECKBOX_NAME}" value="{conditional_escape(str(obj.pk))}" '
+        f'<input type="checkbox" name="{ACTION_CHECKBOX_NAME}" value="{conditional_escape(key_text(obj))}" '
         f'class="action-select" aria-label="{label}">'
     )

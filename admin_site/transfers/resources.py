@@ -721,6 +721,8 @@ def hidden_keys(resource, keys):
     """
     model = resource._meta.model
     pk = model._meta.pk
+    if model._meta.is_composite_pk:
+        return {}  # the file holds a key a column at a time; only a single-column key is looked up here
     wanted = {}
     for number, key in enumerate(keys, 1):
         try:
@@ -762,14 +764,16 @@ def _lookup_values(keys):
 def resource_for(model, fields=None, **meta):
     """A DatabaseModelResource class for ``model``; pass ``using=`` to its instances.
 
-    Rows are matched on the primary key (whatever it is called); models with
+    Rows are matched on the primary key (whatever it is called; every field of a composite one); models with
     multi-table parents are written row by row (bulk_create cannot).  A
     generated column is the database's to compute: never imported or exported.
     """
-    options = {"import_id_fields": [model._meta.pk.name], **meta}
+    options = {"import_id_fields": [field.name for field in model._meta.pk_fields], **meta}
     generated = [field.name for field in model._meta.concrete_fields if field.generated]
     if generated and fields is None:
         options["exclude"] = [*options.get("exclude", ()), *generated]
+    if model._meta.is_composite_pk and fields is None:  # its fields are columns of their own; "pk" is none
+        options["exclude"] = [*options.get("exclude", ()), model._meta.pk.name]
     if model._meta.concrete_model._meta.parents:
         options["use_bulk"] = False
     if fields is not None:

@@ -1,13 +1,14 @@
-"""The legacy panel: customers and invoices editable, open invoices read-only.
+"""The legacy panel: customers, invoices and prices editable, stock movements and open invoices read-only.
 
-``PRODUCT_PRICE`` is missing on purpose: its primary key is composite and
-``AdminSite.register()`` refuses such models.
+``PRODUCT_PRICE`` has a composite primary key and ``STOCK_MOVE`` none at all:
+their pages go through ``admin_site.composite``.
 """
 
 import admin_site
 from admin_site.changelists.filters import RelatedIdFieldListFilter
+from admin_site.composite import CompositeKeyAdminMixin, KeylessAdminMixin
 from admin_site.options import DatabaseModelAdmin, ReadOnlyAdminMixin
-from console.legacy.models import Custmast, Invoice, VOpenInvoices
+from console.legacy.models import Custmast, Invoice, ProductPrice, StockMove, VOpenInvoices
 
 
 @admin_site.register(Custmast)
@@ -31,6 +32,28 @@ class InvoiceAdmin(DatabaseModelAdmin):
     # A select of every customer would be enormous; the raw-id popup searches and pages.
     raw_id_fields = ["customer"]
     readonly_fields = ["invno"]
+    list_per_page = 50
+
+
+@admin_site.register(ProductPrice)
+class ProductPriceAdmin(CompositeKeyAdminMixin, DatabaseModelAdmin):
+    """Keyed by (product code, region): both are set when a price is added and fixed afterwards."""
+
+    list_display = ["product_code", "region", "price", "currency", "from_field", "discontinued"]
+    list_filter = ["region", "currency", "discontinued"]
+    search_fields = ["product_code"]
+    ordering = ["product_code", "region"]
+    list_per_page = 50
+
+
+@admin_site.register(StockMove)
+class StockMoveAdmin(KeylessAdminMixin, DatabaseModelAdmin):
+    """A log without a key: listed, filtered and exported, never edited."""
+
+    list_display = ["moved_at", "product_code", "quantity", "username"]
+    list_filter = ["username", "moved_at"]
+    search_fields = ["product_code"]
+    date_hierarchy = "moved_at"
     list_per_page = 50
 
 

@@ -1,4 +1,4 @@
-"""Deterministic demo rows for the legacy tables: customers, their invoices and a price list.
+"""Deterministic demo rows for the legacy tables: customers, their invoices, a price list and stock movements.
 
 ``load(using, customers=N)`` is what ``load_demo_data`` calls.  Rows are built
 from ``random.Random(seed)`` against a fixed "today", so the same arguments give
@@ -15,7 +15,7 @@ from itertools import islice
 from django.db import transaction
 from django.db.models import Max
 
-from console.legacy.models import Custmast, Invoice, ProductPrice
+from console.legacy.models import Custmast, Invoice, ProductPrice, StockMove
 
 SEED = 1987
 #: Rows per INSERT, and per chunk built in Python.
@@ -74,6 +74,8 @@ def load(using, customers=200, seed=SEED):
         counts["INVOICE"] = _insert(using, Invoice, _invoices(rng, accounts, first_invno))
         if not ProductPrice.objects.using(using).exists():
             counts["PRODUCT_PRICE"] = _insert(using, ProductPrice, _prices(rng, products=max(20, customers // 20)))
+        if not StockMove.objects.using(using).exists():
+            counts["STOCK_MOVE"] = _insert(using, StockMove, _stock_moves(products=max(20, customers // 20)))
     return counts
 
 
@@ -140,6 +142,28 @@ def _invoices(rng, accounts, invno):
                 remark=f"PO {rng.randrange(10000, 99999)}" if rng.random() < 0.15 else None,
             )
             invno += 1
+
+
+#: Who books stock movements in the demo.
+STOCK_CLERKS = ("mbauer", "jkoch", "lrossi", "svisser")
+
+
+def _stock_moves(products, count=60):
+    """Movements every 97 minutes, counted from the demo's "today"; two of them logged twice, as the old system does."""
+    start = datetime.datetime.combine(TODAY, datetime.time(7, 0), tzinfo=datetime.UTC) - datetime.timedelta(days=5)
+    moves = [
+        StockMove(
+            moved_at=start + datetime.timedelta(minutes=97 * number),
+            product_code=f"P-{number % products + 1:05d}",
+            quantity=(number * 7) % 23 - 11 or 5,
+            username=STOCK_CLERKS[number % len(STOCK_CLERKS)],
+        )
+        for number in range(count)
+    ]
+    duplicates = [moves[3], moves[17]]
+    return moves + [
+        StockMove(**{f.attname: getattr(m, f.attname) for f in StockMove._meta.concrete_fields}) for m in duplicates
+    ]
 
 
 def _prices(rng, products):

@@ -23,8 +23,11 @@ Fixed by hand, and why:
   cascade into a schema nobody here owns.
 * ``PRODUCT_PRICE``: inspectdb wrote ``CompositePrimaryKey('PRODUCT_CODE',
   'REGION')`` with *column* names, which fails check models.E042; it takes the
-  field names (Django ticket #37203, still present in 5.2.19).  The model is not
-  registered on the admin, which refuses composite primary keys.
+  field names (Django ticket #37203, still present in 5.2.19).  Its admin page
+  goes through ``admin_site.composite`` (Django's admin refuses composite keys).
+* ``STOCK_MOVE`` has no primary key and no unique key at all; inspectdb cannot
+  write a model Django accepts for it.  ``StockMove`` declares a
+  ``CompositePrimaryKey`` over every column (see its docstring).
 * ``V_OPEN_INVOICES`` (a view) had no primary key, so Django would have added an
   ``id`` column the view lacks; ``invno`` is its key (one row per invoice).
   inspectdb also gave its text columns ``db_collation='utf8mb4_general_ci'`` and
@@ -93,7 +96,7 @@ class Invoice(models.Model):
 
 
 class ProductPrice(models.Model):
-    """A product's price in one region; keyed by (product code, region), hence no admin."""
+    """A product's price in one region, keyed by (product code, region)."""
 
     pk = models.CompositePrimaryKey("product_code", "region")
     product_code = models.CharField(db_column="PRODUCT_CODE", max_length=20)
@@ -110,6 +113,35 @@ class ProductPrice(models.Model):
 
     def __str__(self):
         return f"{self.product_code} / {self.region}"
+
+
+class StockMove(models.Model):
+    """A stock movement as the old system logs it: a table without any primary or unique key.
+
+    Django needs a primary key, and no column (nor set of columns) is one: the
+    log may hold fully identical rows.  The ``CompositePrimaryKey`` over every
+    column is therefore not a promise that rows are unique; it gives the list a
+    total order (two rows that tie are equal in every column, so whichever of
+    them a page shows, no page skips or repeats one) and makes the admin treat
+    the table as read-only (``admin_site.composite.KeylessAdminMixin``): a key
+    that may name two rows must never reach an UPDATE or DELETE.  Never save or
+    delete through this model.
+    """
+
+    pk = models.CompositePrimaryKey("moved_at", "product_code", "quantity", "username")
+    moved_at = models.DateTimeField("moved at", db_column="MOVED_AT")
+    product_code = models.CharField("product code", db_column="PRODUCT_CODE", max_length=20)
+    quantity = models.IntegerField(db_column="QUANTITY")
+    username = models.CharField("user", db_column="USERNAME", max_length=30)
+
+    class Meta:
+        managed = False
+        db_table = "STOCK_MOVE"
+        ordering = ["-moved_at", "product_code", "quantity", "username"]
+        verbose_name = "stock movement"
+
+    def __str__(self):
+        return f"{self.moved_at:%Y-%m-%d %H:%M} {self.product_code} {self.quantity:+d} ({self.username})"
 
 
 class VOpenInvoices(models.Model):
