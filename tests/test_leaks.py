@@ -21,8 +21,10 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
+from admin_site.composite import url_key
 from admin_site.sites import DatabaseAdminSite, all_sites
 from console.customers.models import Address, Customer, Order, Tag
+from console.legacy.models import ProductPrice, StockMove
 from console.profiles.models import Team
 from tests.conftest import ALL_DATABASES, seed_customers, seed_users
 from tests.utils import admin_url, capture_queries, form_data, management_form
@@ -47,6 +49,30 @@ def test_resubmitting_every_change_form_stays_on_the_panel_database(root_client,
     walker.walk_change_forms()
     walker.walk_list_editable()
     walker.assert_no_leaks()
+
+
+def test_legacy_walk_covers_the_composite_key_and_keyless_pages(root_client):
+    """The walk of the legacy panel reaches every page of PRODUCT_PRICE (composite key) and STOCK_MOVE's list."""
+    seed_panel("legacy")
+    walker = PanelWalker(root_client, all_sites()["legacy"])
+    walker.walk_reads()
+    walker.walk_change_forms()
+    walker.assert_no_leaks()
+    visited = set(walker.urls)
+    first = ProductPrice.objects.using("legacy").first()
+    for view in ("change", "history", "delete"):
+        assert ("GET", admin_url("legacy", ProductPrice, view, url_key(first))) in visited, view
+    assert ("POST", admin_url("legacy", ProductPrice, "change", url_key(first))) in visited  # the form posted back
+    changelist = admin_url("legacy", ProductPrice, "changelist")
+    assert ("POST", changelist) in visited  # the "delete selected" confirmation
+    filtered = {url for method, url in visited if url.startswith(changelist + "?")}
+    assert any("region=" in url for url in filtered) and any("discontinued__exact=" in url for url in filtered)
+    assert ("GET", admin_url("legacy", ProductPrice, "export")) in visited
+    assert ("POST", admin_url("legacy", ProductPrice, "import")) in visited  # the preview of the exported file
+    keyless = admin_url("legacy", StockMove, "changelist")
+    assert any(url.startswith(keyless + "?") for method, url in visited)  # its filters
+    assert ("GET", admin_url("legacy", StockMove, "export")) in visited
+    assert not any(url.startswith(keyless) and method == "POST" for method, url in visited)
 
 
 #: Write scenarios run on both customer panels, and on archive once more with the

@@ -3,17 +3,23 @@
 ``PanelWalker`` visits, for each registered model: the changelist, every list
 filter choice (and a key in each filter that takes one), next/previous pages by
 keyset cursor, search, date hierarchy drill-down, raw-id popups, autocomplete
-JSON, the add and change forms, history, delete confirmation and view on
-site; ``walk_change_forms`` posts each change form back as a browser would.
+JSON, the add and change forms, history, delete confirmation, the "delete
+selected" confirmation, view on site, export and an import preview of the
+exported file; ``walk_change_forms`` posts each change form back as a browser
+would.  Rows are named in URLs as the admin names them (``composite.url_key``:
+a composite key too); a model without row pages (a key-less table) is only listed.
 """
 
 import types
 
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.contenttypes.models import ContentType
-from django.urls import include, path, reverse
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import NoReverseMatch, include, path, reverse
 
 from admin_site.changelists.filters import RelatedIdFieldListFilter
 from admin_site.changelists.paginator import CURSOR_VAR, make_cursor
+from admin_site.composite import key_text, url_key
 from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin, StateFieldsetsMixin
 from admin_site.options import DatabaseAdminMixin, DatabaseBoundMixin, DatabaseInlineMixin
 from admin_site.sites import DatabaseAdminSite, all_sites
@@ -41,6 +47,7 @@ class PanelWalker:
         self.strict = strict
         self.leaks = []
         self.visited = 0
+        self.urls = []  # (method, url): what the walk requested
 
     # -- requests ---------------------------------------------------------
 
@@ -48,6 +55,7 @@ class PanelWalker:
         with capture_queries() as log:
             response = getattr(self.client, method)(url, data, **kwargs)
         self.visited += 1
+        self.urls.append((method.upper(), url))
         self.leaks += [(url, alias, sql) for alias, sql in log.leaks_from(self.panel)]
         if self.strict:
             assert response.status_code < 500, f"{method.upper()} {url} -> {response.status_code}"
@@ -81,10 +89,14 @@ class PanelWalker:
                 self.get(self.url(model, "add"))
             if obj is None:
                 continue
-            self.get(self.url(model, "change", obj.pk))
-            self.get(self.url(model, "history", obj.pk))
+            self.walk_delete_selected(model, model_admin, obj)
+            change = self.row_url(model, "change", obj)
+            if change is None:
+                continue  # no page for one row (a table without a key): the list is all there is
+            self.get(change)
+            self.get(self.row_url(model, "history", obj))
             if model_admin.has_delete_permission(_request_for(self.client), obj):
-                self.get(self.url(model, "delete", obj.pk))
+                self.get(self.row_url(model, "delete", obj))
             if self.site_views and hasattr(obj, "get_absolute_url"):
                 ct = ContentType.objects.db_manager("users").get_for_model(model, for_concrete_model=False)
                 self.get(reverse(f"{self.site.name}:view_on_site", args=[ct.pk, obj.pk]))
@@ -97,8 +109,17 @@ class PanelWalker:
                 }
                 self.get(reverse(f"{self.site.name}:autocomplete"), query)
 
+    def walk_delete_selected(self, model, model_admin, obj):
+        """The "delete selected" confirmation page of one ticked row (asked for, not confirmed)."""
+        if "delete_selected" not in model_admin.get_actions(_request_for(self.client)):
+            return
+        data = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [key_text(obj)], "index": 0}
+        response = self.post(self.url(model, "changelist"), data)
+        if self.strict:
+            assert response.status_code == 200, f"no delete confirmation for {model.__name__}"
+
     def walk_import_export(self, model, model_admin):
-        """The import form, the export form, and a streamed CSV export read to its end."""
+        """The import form, the export form, a streamed CSV export read to its end and its import preview."""
         request = _request_for(self.client)
         if model_admin.has_import_permission(request):
             self.get(self.url(model, "import"))
@@ -111,6 +132,21 @@ class PanelWalker:
             self.leaks += [(f"export {model.__name__}", alias, sql) for alias, sql in log.leaks_from(self.panel)]
             if self.strict:
                 assert response.status_code == 200 and body, f"export of {model.__name__} did not stream a file"
+            if body and model_admin.has_import_permission(request):
+                self.walk_import_preview(model, body)
+
+    def walk_import_preview(self, model, body):
+        """Upload ``body`` (the CSV the export streamed) to the import form: its preview, nothing confirmed."""
+        from admin_site.transfers.formats import IMPORT_FORMATS
+
+        csv_format = [cls.__name__.lower() for cls in IMPORT_FORMATS].index("csv")
+        upload = SimpleUploadedFile(f"{model._meta.model_name}.csv", body)
+        response = self.post(
+            self.url(model, "import"), {"format": str(csv_format), "resource": "0", "import_file": upload}
+        )
+        if self.strict:
+            assert response.status_code == 200, f"no import preview for {model.__name__}"
+        return response
 
     def walk_changelist(self, model, model_admin):
         changelist = self.url(model, "changelist")
@@ -157,7 +193,7 @@ class PanelWalker:
             obj = model._default_manager.using(self.panel).first()
             if obj is None or not model_admin.has_change_permission(request, obj):
                 continue
-            url = self.url(model, "change", obj.pk)
+            url = self.row_url(model, "change", obj)
             page = self.get(url)
             data = form_data(page.content, f"{model._meta.model_name}_form")
             response = self.post(url, data)
@@ -179,6 +215,13 @@ class PanelWalker:
 
     def url(self, model, view, *args):
         return admin_url(self.site.name, model, view, *args)
+
+    def row_url(self, model, view, obj):
+        """The URL of ``obj``'s ``view`` page, its key escaped as the admin's links escape it; None if there is none."""
+        try:
+            return self.url(model, view, url_key(obj))
+        except NoReverseMatch:
+            return None
 
 
 def _request_for(client):
