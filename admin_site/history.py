@@ -22,6 +22,7 @@ from django.db import models
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 
+from admin_site.composite import fix_log_entries
 from admin_site.models import PanelLogEntry
 from admin_site.secrets import is_secret
 
@@ -260,6 +261,7 @@ def log_rows(alias, user_id, objects, flag, message, changes, via, transfer=None
         return []
     entries = LogEntry.objects.log_actions(user_id, objects, flag, change_message=message)
     entries = entries if isinstance(entries, list) else [entries]
+    fix_log_entries(entries, list(objects))  # a composite key's object_id as its pages name it
     tag(alias, entries, changes, via, transfer)
     return entries
 

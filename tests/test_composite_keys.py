@@ -195,6 +195,9 @@ def test_change_form_edits_the_row_in_legacy_only_and_history_shows_it(root_clie
     assert [e.pk for e in history.context["action_list"]] == [entry.pk]
     assert "30.00" in page_text(history) and "31.50" in page_text(history)
     assert change in history.content.decode()  # the breadcrumb
+    # The panel's Changes list and recent actions link to the row by the same key.
+    assert change in root_client.get(reverse("legacy:changes")).content.decode()
+    assert change in root_client.get(reverse("legacy:index")).content.decode()
 
 
 def test_a_post_cannot_change_a_key_field(root_client, prices):
@@ -342,6 +345,9 @@ def test_import_creates_and_updates_rows_matched_on_the_key(root_client, prices)
     assert stored(AWKWARD, "EU/2").discontinued is True
     assert stored(AWKWARD, "EU/1").price == Decimal("30.00")  # same product, other region: untouched
     assert ProductPrice.objects.using("legacy").count() == 5
+    # The import's entries name each row by the key its pages use: the history of a row shows it.
+    history = root_client.get(url("history", url_key(stored("P-1", "DE"))))
+    assert "through import" in page_text(history), page_text(history)
 
 
 def test_update_only_import_with_an_unknown_key_is_a_row_error_and_writes_nothing(root_client, prices):
