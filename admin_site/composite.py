@@ -46,6 +46,7 @@ import json
 from urllib.parse import quote as urlquote
 
 from django.contrib import messages
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import quote
@@ -66,11 +67,18 @@ def is_composite(model):
     return model._meta.is_composite_pk
 
 
-def register(site, model, admin_class):
-    """Register ``model`` on ``site``; a composite-key model through the adapter (``AdminSite.register`` refuses)."""
-    if is_composite(model):
-        register_composite_key_admin(site, model, admin_class)
+def register(site, model, admin_class=None, **options):
+    """Register a composite-key ``model`` on ``site`` (``AdminSite.register`` refuses it); False for any other model.
+
+    ``admin_class`` and ``options`` as ``AdminSite.register`` takes them.
+    """
+    if not is_composite(model):
         return False
+    admin_class = admin_class or ModelAdmin
+    if options:
+        options["__module__"] = __name__
+        admin_class = type(f"{model.__name__}Admin", (admin_class,), options)
+    register_composite_key_admin(site, model, admin_class)
     return True
 
 

@@ -42,7 +42,7 @@ class DatabaseAdminSite(admin.AdminSite):
         """Django's ``register``; a composite-key model through ``admin_site.composite`` (Django 5.2 refuses it)."""
         models = [model_or_iterable] if isinstance(model_or_iterable, type) else model_or_iterable
         for model in models:
-            if composite.register(self, model, admin_class):
+            if not composite.register(self, model, admin_class, **options):
                 super().register(model, admin_class, **options)
 
     def has_permission(self, request):

@@ -442,7 +442,10 @@ def test_import_confirm_parameters_never_500(client, superuser, panel):
     client.force_login(superuser)
     requests = Requests(client)
     for model, base in list(confirm_bases(client, panel)):
-        url = admin_url(panel, model, "process_import")
+        try:
+            url = admin_url(panel, model, "process_import")
+        except NoReverseMatch:
+            continue  # a model its admin offers no import for (a table without a key)
         for name, values in CONFIRM_VALUES.items():
             for value in values:
                 requests.post(url, {**base, name: value})

@@ -22,6 +22,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import NoReverseMatch
 
 from admin_site.models import PanelLogEntry, TransferRecord
 from admin_site.sites import all_sites
@@ -186,7 +187,10 @@ def test_an_exported_file_imports_back_without_changing_any_database(root_client
     request.user = superuser
     refusal = import_refusal(model_admin, request)
     if refusal is not None:
-        assert root_client.get(admin_url(panel, model, "import")).status_code == 403
+        try:
+            assert root_client.get(admin_url(panel, model, "import")).status_code == 403
+        except NoReverseMatch:
+            refusal += "; no import address at all"
         pytest.skip(f"{model._meta.label} on {panel}: {refusal}")
 
     seed(panel)
@@ -207,7 +211,8 @@ def round_trip(client, panel, model):
     assert response.status_code == 200 and response.streaming, f"export answered {response.status_code}"
     exported = b"".join(response.streaming_content)
     header = next(csv.reader(io.StringIO(exported.decode("utf-8"))))
-    assert model._meta.pk.name in header or model._meta.pk.attname in header, f"no key column in {header}"
+    for key in model._meta.pk_fields:  # every column of a composite key
+        assert key.name in header or key.attname in header, f"no key column {key.name} in {header}"
     rows = imported_rows(panel, model, header)
 
     preview = client.post(
