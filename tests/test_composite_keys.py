@@ -443,8 +443,8 @@ def test_keyless_refuses_every_write_path(root_client, moves):
     assert StockMove.objects.using("legacy").count() == len(moves)
 
 
-def test_keyless_table_has_a_connection_independent_count(moves):
-    """The demo's two identical rows really are identical, in the database itself."""
+def test_demo_stock_moves_hold_two_fully_identical_rows(moves):
+    """The key-less table really holds duplicates (counted by the database itself, not through the model)."""
     with connections["legacy"].cursor() as cursor:
         cursor.execute(
             "SELECT COUNT(*) FROM (SELECT 1 FROM STOCK_MOVE GROUP BY MOVED_AT, PRODUCT_CODE, QUANTITY, USERNAME "
