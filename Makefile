@@ -24,7 +24,7 @@ $(BIN)/.installed-wsgi: requirements-wsgi.txt $(BIN)/.installed
 setup: $(BIN)/.installed
 	mkdir -p var
 	$(BIN)/python manage.py migrate_all --verbosity 0
-	$(BIN)/python manage.py create_legacy_schema
+	$(BIN)/python manage.py create_legacy_schema --add-missing
 	$(BIN)/python manage.py load_demo_data
 	$(BIN)/python manage.py create_login --password-file var/login.txt
 

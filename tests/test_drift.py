@@ -300,3 +300,26 @@ def test_the_console_home_counts_drifted_tables_per_panel(copy_panel, legacy_cop
     assert 'data-drifted="0"' in legacy_row and ">none<" in legacy_row
     customers_row = page.split('data-alias="customers"', 1)[1].split("</tr>", 1)[0]
     assert 'data-drifted="0">—</td>' in customers_row  # no unmanaged model: nothing to compare
+
+
+def test_add_missing_creates_only_the_tables_an_older_database_lacks(legacy_copy):
+    demo.load(using=COPY, customers=5)
+    customers = Custmast.objects.using(COPY).count()
+    q = legacy_copy.ops.quote_name
+    execute(legacy_copy, f"DROP TABLE {q('INVOICE')}")
+
+    with pytest.raises(CommandError, match="only partly present.*--add-missing"):
+        call_command("create_legacy_schema", database=COPY, verbosity=0)
+    out = io.StringIO()
+    call_command("create_legacy_schema", database=COPY, add_missing=True, stdout=out)
+
+    assert "Added the missing legacy tables" in out.getvalue() and ": INVOICE." in out.getvalue()
+    assert differences(COPY) == {}  # the table is back as the model describes it
+    assert Custmast.objects.using(COPY).count() == customers  # the tables that were there are untouched
+    with legacy_copy.cursor() as cursor:
+        indexed = {
+            tuple(constraint["columns"])
+            for constraint in legacy_copy.introspection.get_constraints(cursor, "INVOICE").values()
+            if constraint["index"]
+        }
+    assert ("CUSTNO",) in indexed  # and its indexes came with it

@@ -19,6 +19,7 @@ SCHEMA_FILES = {
 }
 
 _CREATED = re.compile(r"^\s*CREATE\s+(?:TABLE|VIEW)\s+[`\"]?(\w+)[`\"]?", re.IGNORECASE)
+_INDEXED = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+\S+\s+ON\s+[`\"]?(\w+)[`\"]?", re.IGNORECASE)
 
 
 def schema_file(vendor):
@@ -40,3 +41,9 @@ def statements(sql):
 def created_names(sql):
     """Tables and views the statements create, in file order."""
     return [match[1] for statement in statements(sql) if (match := _CREATED.match(statement))]
+
+
+def target(statement):
+    """The table or view a ``CREATE TABLE``/``VIEW``/``INDEX`` statement is about; None for any other statement."""
+    match = _CREATED.match(statement) or _INDEXED.match(statement)
+    return match[1] if match else None

@@ -7,7 +7,7 @@ tables; development and test databases get them from the shipped SQL instead.
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from console.legacy.schema import created_names, schema_file, statements
+from console.legacy.schema import created_names, schema_file, statements, target
 
 
 class Command(BaseCommand):
@@ -19,8 +19,14 @@ class Command(BaseCommand):
             default="legacy",
             help='The database alias to create the schema on. Defaults to "legacy".',
         )
+        parser.add_argument(
+            "--add-missing",
+            action="store_true",
+            help="On a database that has part of the schema (an older demo database), create only the "
+            "tables and views it lacks, with their indexes; existing ones are left as they are.",
+        )
 
-    def handle(self, *args, database, verbosity=1, **options):
+    def handle(self, *args, database, add_missing=False, verbosity=1, **options):
         if database == DEFAULT_DB_ALIAS:
             # `default` is deliberately empty in this project.
             raise CommandError("The legacy schema belongs on a panel database, not on 'default'.")
@@ -40,19 +46,23 @@ class Command(BaseCommand):
             if verbosity:
                 self.stdout.write(f"The legacy schema already exists on '{database}': nothing to do.")
             return
-        if present:
-            missing = [name for name in wanted if name not in present]
+        missing = [name for name in wanted if name not in present]
+        if present and not add_missing:
             raise CommandError(
                 f"The legacy schema is only partly present on '{database}': "
                 f"{', '.join(present)} exist, {', '.join(missing)} do not. "
-                "Drop the partial schema or complete it by hand; this command only creates it from scratch."
+                "Drop the partial schema, or run with --add-missing to create only what is missing "
+                "(a demo database made by an older version)."
             )
 
         # One transaction: all-or-nothing on SQLite (MySQL commits each DDL statement anyway).
+        # Statements about no table (a session sql_mode) always run; the others only for what is missing.
+        creating = {name.lower() for name in missing}
         with transaction.atomic(using=database), connection.cursor() as cursor:
             for statement in statements(sql):
-                cursor.execute(statement)
+                name = target(statement)
+                if name is None or name.lower() in creating:
+                    cursor.execute(statement)
         if verbosity:
-            self.stdout.write(
-                self.style.SUCCESS(f"Created the legacy schema on '{database}' from {path.name}: {', '.join(wanted)}.")
-            )
+            done = "Created the legacy schema" if not present else "Added the missing legacy tables"
+            self.stdout.write(self.style.SUCCESS(f"{done} on '{database}' from {path.name}: {', '.join(missing)}."))
