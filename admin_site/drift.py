@@ -51,6 +51,9 @@ STORED_AS = {
     "AutoField": "IntegerField",
     "BigAutoField": "BigIntegerField",
     "SmallAutoField": "SmallIntegerField",
+    # A DATETIME that may hold MySQL's zero date: its own internal type keeps Django's MySQL backend from
+    # converting the zero date before the field reads it (console/legacy/fields.py).
+    "ZeroDateTimeField": "DateTimeField",
 }
 
 #: The MySQL column type a BooleanField may sit on.  MySQL has no boolean type: Django creates a
@@ -146,6 +149,14 @@ def types_agree(wanted, found, info, connection):
     return False
 
 
+def none_as_value(field, info, connection):
+    """Whether a nullable field on a NOT NULL column writes ``None`` as a value there: no NULL ever reaches it.
+
+    A MySQL zero-date field (``console/legacy/fields.py``) stores "no date" as ``0000-00-00``.
+    """
+    return field.null and not info.null_ok and field.get_db_prep_save(None, connection) is not None
+
+
 def field_differences(field, info, connection, is_view):
     """Type, length and nullability differences between one field and its column."""
     differences = []
@@ -181,7 +192,12 @@ def field_differences(field, info, connection, is_view):
     # A view's nullability comes from its query and backends disagree on it (SQLite reports every
     # view column nullable), and a primary key holds no NULL whatever it is declared as (SQLite
     # reports INTEGER PRIMARY KEY without NOT NULL as nullable): neither is drift.
-    if not is_view and not field.primary_key and bool(info.null_ok) != field.null:
+    if (
+        not is_view
+        and not field.primary_key
+        and bool(info.null_ok) != field.null
+        and not none_as_value(field, info, connection)
+    ):
         if field.null:
             message = f"column {column} is NOT NULL in the database, nullable in the model"
         else:

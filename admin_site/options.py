@@ -109,8 +109,28 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
         return [bind_list_filter(self.model, entry) for entry in super().get_list_filter(request)]
 
     def save_model(self, request, obj, form, change):
-        """Save on the panel's alias, not the router's choice."""
-        obj.save(using=self.alias)
+        """Save on the panel's alias, not the router's choice; an unmanaged table's change writes its changes only."""
+        if change and not self.opts.managed:
+            obj.save(using=self.alias, update_fields=self.get_update_fields(request, obj, form))
+        else:
+            obj.save(using=self.alias)
+
+    def get_update_fields(self, request, obj, form):
+        """The columns a change writes: the fields the form changed, and those Django sets on save (``auto_now``).
+
+        Every other column is left as stored, so a value Django cannot give back
+        as it read it (a MySQL zero date, text another character set mangles)
+        survives a save that did not touch it.  An override that sets a field in
+        ``save_model`` adds that field here.
+        """
+        changed = set(form.changed_data)
+        return [
+            field.name
+            for field in self.opts.concrete_fields
+            if not field.primary_key
+            and not field.generated
+            and (field.name in changed or getattr(field, "auto_now", False))
+        ]
 
     def delete_model(self, request, obj):
         """Delete on the panel's alias."""

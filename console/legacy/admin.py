@@ -8,7 +8,7 @@ import admin_site
 from admin_site.changelists.filters import RelatedIdFieldListFilter
 from admin_site.composite import CompositeKeyAdminMixin, KeylessAdminMixin
 from admin_site.options import DatabaseModelAdmin, ReadOnlyAdminMixin
-from console.legacy.models import Custmast, Invoice, ProductPrice, StockMove, VOpenInvoices
+from console.legacy.models import Custmast, Invoice, Itemmast, ProductPrice, StockMove, VOpenInvoices
 
 
 @admin_site.register(Custmast)
@@ -65,4 +65,27 @@ class VOpenInvoicesAdmin(ReadOnlyAdminMixin, DatabaseModelAdmin):
     list_filter = ["currency"]
     search_fields = ["=invno", "=custno", "custname"]
     date_hierarchy = "duedate"
+    list_per_page = 50
+
+
+@admin_site.register(Itemmast)
+class ItemmastAdmin(DatabaseModelAdmin):
+    """MySQL-only types: ENUM as a select, SET as checkboxes, zero dates shown empty and kept (``legacy.fields``)."""
+
+    list_display = [
+        "itemno",
+        "descr",
+        "status",
+        "features",
+        "taxable",
+        "serial",
+        "unit_price",
+        "order",
+        "created",
+        "lastsold",
+    ]
+    list_display_links = ["itemno", "descr"]
+    list_filter = ["status", "taxable"]
+    search_fields = ["=itemno", "descr"]
+    readonly_fields = ["itemno"]
     list_per_page = 50

@@ -9,13 +9,14 @@ invoices) take seconds, not minutes, and never sit in memory all at once.
 
 import datetime
 import random
+from contextlib import contextmanager
 from decimal import Decimal
 from itertools import islice
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Max
 
-from console.legacy.models import Custmast, Invoice, ProductPrice, StockMove
+from console.legacy.models import Custmast, Invoice, Itemmast, ProductPrice, StockMove
 
 SEED = 1987
 #: Rows per INSERT, and per chunk built in Python.
@@ -76,6 +77,9 @@ def load(using, customers=200, seed=SEED):
             counts["PRODUCT_PRICE"] = _insert(using, ProductPrice, _prices(rng, products=max(20, customers // 20)))
         if not StockMove.objects.using(using).exists():
             counts["STOCK_MOVE"] = _insert(using, StockMove, _stock_moves(products=max(20, customers // 20)))
+        if not Itemmast.objects.using(using).exists():
+            with zero_dates_allowed(connections[using]):
+                counts["ITEMMAST"] = _insert(using, Itemmast, _items(connections[using]))
     return counts
 
 
@@ -180,3 +184,51 @@ def _prices(rng, products):
                 from_field=TODAY.replace(day=1) - datetime.timedelta(days=rng.randrange(0, 3 * 365)),
                 discontinued=rng.random() < 0.05,
             )
+
+
+@contextmanager
+def zero_dates_allowed(connection):
+    """On MySQL, a session sql_mode that accepts ``0000-00-00`` for the block; the session's own mode after.
+
+    The console connects with ``STRICT_TRANS_TABLES``, which accepts them already; a
+    deployment whose ``init_command`` adds ``NO_ZERO_DATE`` (or ``TRADITIONAL``) would not.
+    """
+    if connection.vendor != "mysql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.sql_mode")
+        (mode,) = cursor.fetchone()
+        kept = [flag for flag in mode.split(",") if flag not in ("NO_ZERO_DATE", "NO_ZERO_IN_DATE", "TRADITIONAL")]
+        cursor.execute("SET SESSION sql_mode = %s", [",".join(kept)])
+        try:
+            yield
+        finally:
+            cursor.execute("SET SESSION sql_mode = %s", [mode])
+
+
+def _items(connection):
+    """A handful of items holding the edge values: zero dates, Latin-1 text, every ENUM and SET case.
+
+    ``SERIAL`` reaches the largest value the column holds on this database (2^64-1 on MySQL).
+    """
+    largest = connection.ops.integer_field_range("PositiveBigIntegerField")[1]
+    sold = datetime.datetime(2026, 6, 1, 9, 30, tzinfo=datetime.UTC)
+    rows = [
+        ("Crème brûlée Schälchen", "active", "new,fragile", True, largest, "4.50", 10, None, None),
+        ("Größe XL Müllbeutel", "discontinued", "", False, 0, "12.99", 20, datetime.date(2001, 5, 2), sold),
+        ("Façade-Ölfarbe weiß", "blocked", "sale,bulky", True, 4_294_967_296, "39.90", 30, None, sold),
+        ("Smørrebrød-Teller ½ Dutzend", "active", "new,sale,fragile,bulky", True, 1, "7.00", 40, TODAY, None),
+    ]
+    for descr, status, features, taxable, serial, price, order, created, lastsold in rows:
+        yield Itemmast(
+            descr=descr,
+            status=status,
+            features=features,
+            taxable=taxable,
+            serial=serial,
+            unit_price=Decimal(price),
+            order=order,
+            created=created,
+            lastsold=lastsold,
+        )

@@ -46,6 +46,8 @@ from decimal import Decimal
 
 from django.db import models
 
+from console.legacy.fields import SetField, UnsignedBigIntegerField, ZeroDateField, ZeroDateTimeField, validate_latin1
+
 
 class Custmast(models.Model):
     """The customer master record."""
@@ -163,3 +165,42 @@ class VOpenInvoices(models.Model):
 
     def __str__(self):
         return f"Invoice {self.invno} ({self.custname})"
+
+
+class Itemmast(models.Model):
+    """An item of the old system's item master: a latin1 table of MySQL-only types (``console/legacy/fields.py``).
+
+    Fixed by hand after inspectdb, and why: ``STATUS`` (an ENUM, inspectdb:
+    CharField) has its members as ``choices``; ``FEATURES`` (a SET, inspectdb:
+    CharField) is a ``SetField`` with its members; ``TAXABLE`` is a
+    ``BooleanField`` as above; ``SERIAL`` (BIGINT UNSIGNED, inspectdb:
+    PositiveBigIntegerField) is an ``UnsignedBigIntegerField``, whose range is the
+    column's and not Django's signed one; ``CREATED``/``LASTSOLD`` are
+    zero-date fields, empty for ``0000-00-00``; the text of this latin1 table
+    is checked to be Latin-1.  ``UNIT PRICE`` and ``ORDER`` are inspectdb's
+    ``unit_price`` and ``order`` with their ``db_column``.
+    """
+
+    STATUSES = [("active", "active"), ("discontinued", "discontinued"), ("blocked", "blocked")]
+
+    itemno = models.AutoField("item no.", db_column="ITEMNO", primary_key=True)
+    descr = models.CharField("description", db_column="DESCR", max_length=60, validators=[validate_latin1])
+    status = models.CharField(db_column="STATUS", max_length=12, choices=STATUSES, default="active")
+    features = SetField(db_column="FEATURES", members=["new", "sale", "fragile", "bulky"])
+    taxable = models.BooleanField(db_column="TAXABLE", default=True)
+    serial = UnsignedBigIntegerField("serial no.", db_column="SERIAL", default=0)
+    unit_price = models.DecimalField(
+        "unit price", db_column="UNIT PRICE", max_digits=12, decimal_places=2, default=Decimal(0)
+    )
+    order = models.IntegerField("sort order", db_column="ORDER", default=0)
+    created = ZeroDateField(db_column="CREATED", blank=True, null=True)
+    lastsold = ZeroDateTimeField("last sold", db_column="LASTSOLD", blank=True, null=True)
+
+    class Meta:
+        managed = False
+        db_table = "ITEMMAST"
+        ordering = ["itemno"]
+        verbose_name = "item"
+
+    def __str__(self):
+        return f"{self.descr} ({self.itemno})"

@@ -18,6 +18,9 @@ TEXT_FIELDS = (models.CharField, models.TextField, models.FilePathField, models.
 #: ``text_typed`` of a column whose type is unknown (an annotation): guard the values that are text.
 TEXT_VALUES = "text values"
 
+#: The integers a spreadsheet number (a double) holds exactly.
+EXACT_INT = 2**53
+
 # Render modes: import-export's strings (JSON), the same with the formula guard
 # on text columns (CSV/TSV), typed cells with every string guarded (XLSX).
 TEXT, CSV, NATIVE = "text", "csv", "native"
@@ -64,6 +67,8 @@ def _value_renderer(column, mode, env):
         else:
             kind = "generic"
     if mode == NATIVE:
+        if kind == "int" and isinstance(value_field, models.BigIntegerField):
+            return _native_big_int
         if kind in ("int", "decimal", "bool", "date", "fk_id"):
             return None
         if kind == "datetime":
@@ -100,7 +105,9 @@ def _value_renderer(column, mode, env):
 def _renders_raw(column, mode):
     """Whether ``_raw_mysql_renderer`` covers the column: stock datetime rendering, or a UUID as text."""
     if column.render == "datetime":
-        return isinstance(column.value_field, models.DateTimeField)
+        # A field that reads its values itself (a MySQL zero date, console/legacy/fields.py) must see them.
+        field = column.value_field
+        return isinstance(field, models.DateTimeField) and not hasattr(field, "from_db_value")
     return column.render == "str" and isinstance(column.value_field, models.UUIDField)
 
 
@@ -161,6 +168,13 @@ def _raw_escaped(value):
 
 def _int_text(value):
     return "" if value is None else str(value)
+
+
+def _native_big_int(value):
+    """A spreadsheet number is a double: an integer past 2^53 is written as text, or it would come back rounded."""
+    if value is None or -EXACT_INT <= value <= EXACT_INT:
+        return value
+    return str(value)
 
 
 def _decimal_text(value):

@@ -71,3 +71,34 @@ SELECT I.`INVNO`, I.`CUSTNO`, C.`NAME` AS `CUSTNAME`, I.`INVDATE`, I.`DUEDATE`, 
 FROM `INVOICE` I
 JOIN `CUSTMAST` C ON C.`CUSTNO` = I.`CUSTNO`
 WHERE I.`PAID` = 0;
+
+-- The item master: the column types and values of the old system that Django has no field
+-- for (console/legacy/fields.py).  A latin1 table, as the old system's first tables were,
+-- holding accented text; an ENUM and a SET; a TINYINT(1) flag; an unsigned BIGINT whose
+-- largest value (18446744073709551615) no signed 64-bit integer holds; a column name with
+-- a space and one that is a reserved word (ORDER); and zero dates ('0000-00-00'), the old
+-- system's "no date".
+-- A zero DEFAULT needs a session sql_mode without NO_ZERO_DATE / NO_ZERO_IN_DATE (MySQL 5.7+
+-- and servers set up "TRADITIONAL" have them; MariaDB's default has not): the table is created
+-- under an explicit strict mode without them, and the session's own mode is put back after.
+-- The console's connections run with sql_mode STRICT_TRANS_TABLES (admin_site/conf.py), which
+-- allows zero dates too, so rows holding them can be written.
+SET @CONSOLE_SQL_MODE = @@SESSION.sql_mode;
+
+SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION';
+
+CREATE TABLE `ITEMMAST` (
+    `ITEMNO` INT NOT NULL AUTO_INCREMENT,
+    `DESCR` VARCHAR(60) NOT NULL,
+    `STATUS` ENUM('active','discontinued','blocked') NOT NULL DEFAULT 'active',
+    `FEATURES` SET('new','sale','fragile','bulky') NOT NULL DEFAULT '',
+    `TAXABLE` TINYINT(1) NOT NULL DEFAULT 1,
+    `SERIAL` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    `UNIT PRICE` DECIMAL(12,2) NOT NULL DEFAULT 0,
+    `ORDER` INT NOT NULL DEFAULT 0,
+    `CREATED` DATE NOT NULL DEFAULT '0000-00-00',
+    `LASTSOLD` DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00',
+    PRIMARY KEY (`ITEMNO`)
+) ENGINE=InnoDB DEFAULT CHARSET=latin1;
+
+SET SESSION sql_mode = @CONSOLE_SQL_MODE;

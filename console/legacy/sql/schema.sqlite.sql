@@ -78,3 +78,20 @@ SELECT I."INVNO", I."CUSTNO", C."NAME" AS "CUSTNAME", I."INVDATE", I."DUEDATE", 
 FROM "INVOICE" I
 JOIN "CUSTMAST" C ON C."CUSTNO" = I."CUSTNO"
 WHERE I."PAID" = 0;
+
+-- The item master (see schema.mysql.sql).  SQLite has no ENUM, SET, character sets or zero
+-- dates: STATUS is text with a CHECK, FEATURES plain text (the model checks the members), and
+-- the dates are NULL where MySQL holds '0000-00-00'.  BIGINT UNSIGNED is only a name here
+-- (inspectdb reads it back as PositiveBigIntegerField): SQLite integers stop at 2^63-1.
+CREATE TABLE "ITEMMAST" (
+    "ITEMNO" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    "DESCR" VARCHAR(60) NOT NULL,
+    "STATUS" VARCHAR(12) NOT NULL DEFAULT 'active' CHECK ("STATUS" IN ('active', 'discontinued', 'blocked')),
+    "FEATURES" VARCHAR(22) NOT NULL DEFAULT '',
+    "TAXABLE" BOOLEAN NOT NULL DEFAULT 1,
+    "SERIAL" BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    "UNIT PRICE" DECIMAL(12,2) NOT NULL DEFAULT 0,
+    "ORDER" INTEGER NOT NULL DEFAULT 0,
+    "CREATED" DATE NULL,
+    "LASTSOLD" DATETIME NULL
+);
