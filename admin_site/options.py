@@ -8,7 +8,7 @@ when called outside a pinned request.  Each override names the leak it closes
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import connections, transaction
 from django.db.models.constants import LOOKUP_SEP
 
@@ -250,6 +250,15 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        """A POST may run only an action the list offers (an export); a write action or a list save is refused.
+
+        Django answers an action it does not offer with a redirect and a message: here it is a 403.
+        """
+        if request.method == "POST" and request.POST.get("action") not in self.get_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
 
 
 class DatabaseInlineMixin(DatabaseBoundMixin):

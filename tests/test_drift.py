@@ -20,7 +20,7 @@ import console.urls
 from admin_site.drift import cache_key, check_schema_drift, database_drift
 from admin_site.sites import all_sites
 from console.legacy import demo
-from console.legacy.models import Custmast, Invoice, ProductPrice, VOpenInvoices
+from console.legacy.models import Custmast, Invoice, Itemmast, ProductPrice, VOpenInvoices
 from tests.conftest import ALL_DATABASES
 from tests.utils import admin_url
 
@@ -323,3 +323,19 @@ def test_add_missing_creates_only_the_tables_an_older_database_lacks(legacy_copy
             if constraint["index"]
         }
     assert ("CUSTNO",) in indexed  # and its indexes came with it
+
+
+def test_a_not_null_date_column_is_drift_unless_its_field_writes_no_date_as_the_zero_date(legacy_copy):
+    """On MySQL ITEMMAST.CREATED is NOT NULL and its field nullable: the field writes "no date" as 0000-00-00."""
+    q = legacy_copy.ops.quote_name
+    if legacy_copy.vendor == "mysql":
+        # The control: a plain nullable date on a NOT NULL column is still drift.
+        change_column(legacy_copy, "INVOICE", "", f"{q('PAIDDATE')} DATE NOT NULL DEFAULT '2000-01-01'")
+        expected = {Invoice: ["column PAIDDATE is NOT NULL in the database, nullable in the model"]}
+    else:
+        # No zero dates on SQLite: the field writes NULL there, so a NOT NULL column is drift for it.
+        change_column(
+            legacy_copy, "ITEMMAST", '"CREATED" DATE NULL', f"{q('CREATED')} DATE NOT NULL DEFAULT '2000-01-01'"
+        )
+        expected = {Itemmast: ["column CREATED is NOT NULL in the database, nullable in the model"]}
+    assert differences(COPY) == expected
