@@ -53,10 +53,17 @@ def page_text(response):
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
 
 
+def load_items():
+    """The demo's items (``demo.load`` writes them only into an empty legacy database)."""
+    connection = connections["legacy"]
+    with demo.zero_dates_allowed(connection):
+        Itemmast.objects.using("legacy").bulk_create(demo._items(connection))
+
+
 @pytest.fixture
 def items():
     """The demo's items, by description word: zero dates, Latin-1 text and the largest serial among them."""
-    demo.load(using="legacy", customers=3)
+    load_items()
     rows = {item.descr.split()[0]: item for item in Itemmast.objects.using("legacy")}
     assert set(rows) == {"Crème", "Größe", "Façade-Ölfarbe", "Smørrebrød-Teller"}
     return rows
@@ -287,8 +294,11 @@ def test_xlsx_export_holds_every_value(panel, items):
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_export_of_committed_rows_reads_zero_dates_too(panel, fmt):
     """Outside a transaction MySQL exports stream through a cursor of their own, rendering some values raw."""
-    demo.load(using="legacy", customers=3)
-    content = exported(panel, fmt)
+    load_items()
+    try:
+        content = exported(panel, fmt)
+    finally:
+        Itemmast.objects.using("legacy").all().delete()  # committed, and a flush leaves unmanaged tables alone
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
     else:
