@@ -363,3 +363,13 @@ def test_an_invalid_cell_is_a_row_error_naming_row_and_column_and_nothing_is_wri
     assert f"3 {column} {value}" in text, text[-1000:]
     assert "Confirm import" not in text
     assert all_rows() == before
+
+
+def test_searching_or_filtering_for_a_character_latin1_lacks_is_no_500(panel, items):
+    """MySQL refuses to compare latin1 text with such a character ("Illegal mix of collations")."""
+    changelist = admin_url("legacy", Itemmast, "changelist")
+    response = panel.get(changelist, {"q": "Crème 😀"})
+    assert response.status_code == 200 and list(response.context["cl"].result_list) == []
+    assert panel.get(changelist, {"q": "Crème"}).context["cl"].result_list[0] == items["Crème"]
+    assert panel.get(changelist, {"status__exact": "ü😀"}).status_code == 400
+    assert panel.get(changelist, {"descr__istartswith": "größe"}).context["cl"].result_list[0] == items["Größe"]

@@ -8,6 +8,7 @@ import admin_site
 from admin_site.changelists.filters import RelatedIdFieldListFilter
 from admin_site.composite import CompositeKeyAdminMixin, KeylessAdminMixin
 from admin_site.options import DatabaseModelAdmin, ReadOnlyAdminMixin
+from console.legacy.fields import is_latin1
 from console.legacy.models import Custmast, Invoice, Itemmast, ProductPrice, StockMove, VOpenInvoices
 
 
@@ -89,3 +90,18 @@ class ItemmastAdmin(DatabaseModelAdmin):
     search_fields = ["=itemno", "descr"]
     readonly_fields = ["itemno"]
     list_per_page = 50
+
+    # ITEMMAST is a latin1 table: MySQL refuses to compare its text with a character latin1 has not
+    # ("Illegal mix of collations"), a 500 for a search or filter that could match no row anyway.
+
+    def get_search_results(self, request, queryset, search_term):
+        """A term with a character no column here can hold finds nothing (every word must match)."""
+        if not is_latin1(search_term):
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        """A filter value with a character no column here can hold is refused (400), not sent to MySQL."""
+        if isinstance(value, str) and not is_latin1(value):
+            return False
+        return super().lookup_allowed(lookup, value, request)

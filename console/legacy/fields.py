@@ -213,8 +213,17 @@ class UnsignedBigIntegerField(models.PositiveBigIntegerField):
         return (0, 2**63 - 1)
 
 
+def is_latin1(text):
+    """Whether a ``latin1`` column can hold ``text``: MySQL's latin1 is Windows-1252."""
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_latin1(value):
-    """Text a ``latin1`` column can hold: MySQL's latin1 is Windows-1252; anything else is refused in strict mode."""
+    """Text a ``latin1`` column can hold; anything else MySQL refuses in strict mode (a 500, not a field error)."""
     try:
         str(value).encode("cp1252")
     except UnicodeEncodeError as error:
