@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('legacy', '0001_initial'),
+        ('legacy', '0002_stock_move'),
     ]
 
     operations = [
