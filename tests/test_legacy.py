@@ -41,14 +41,18 @@ def run_schema_command():
 
 def test_both_dialects_create_the_same_tables_and_view():
     names = {vendor: created_names(path.read_text(encoding="utf-8")) for vendor, path in SCHEMA_FILES.items()}
-    assert names["mysql"] == names["sqlite"] == [
-        "CUSTMAST",
-        "INVOICE",
-        "PRODUCT_PRICE",
-        "STOCK_MOVE",
-        "V_OPEN_INVOICES",
-        "ITEMMAST",
-    ]
+    assert (
+        names["mysql"]
+        == names["sqlite"]
+        == [
+            "CUSTMAST",
+            "INVOICE",
+            "PRODUCT_PRICE",
+            "STOCK_MOVE",
+            "V_OPEN_INVOICES",
+            "ITEMMAST",
+        ]
+    )
 
 
 def test_statements_are_split_where_sql_ends_them_and_comments_are_dropped():
