@@ -20,7 +20,9 @@ methods) chunk by chunk, as an iterator of bytes for a
   Inside a transaction the export stays on the transaction's connection,
   which alone sees its uncommitted rows, and is buffered there.  Other
   backends read ``values_list(...).iterator(chunk_size=...)``.
-- Spreadsheet cells are guarded against formula injection (``escape_formula``).
+- CSV/TSV text cells are guarded against formula injection (``escape_formula``);
+  XLSX text cells are typed as strings, which a spreadsheet never runs, and
+  hold exactly the text.
 - CSV/TSV: UTF-8 without a BOM (a BOM breaks naive consumers and the
   console's import takes UTF-8 either way), ``\\r\\n`` line ends, as tablib
   writes them.
@@ -46,12 +48,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 
 from admin_site.adapters.django import is_model_queryset
 from admin_site.adapters.openpyxl import discard_sheet, sheet_file
 from admin_site.pinning import pinned_iterator, using_database
-from admin_site.transfers.exports.cells import CSV, NATIVE, TEXT, escape_formula
+from admin_site.transfers.exports.cells import CSV, NATIVE, TEXT, escape_formula, text_cell
 from admin_site.transfers.exports.rows import _Plan, open_stream_connection
 
 __all__ = ["Export", "escape_formula", "open_stream_connection", "stream_export", "xlsx_max_rows"]
@@ -185,8 +186,8 @@ def _xlsx(headers, plan, export, title):
     sheet = workbook.create_sheet(title)
     built = None
     try:
-        sheet.append([_text_cell(sheet, header) for header in headers])
-        for rows, count in plan.rendered(NATIVE):
+        sheet.append([text_cell(str(header), sheet) for header in headers])
+        for rows, count in plan.rendered(NATIVE, sheet):
             for row in rows:
                 sheet.append(row)
             export.rows += count
@@ -202,13 +203,6 @@ def _xlsx(headers, plan, export, title):
         if built is not None:
             built.close()
         discard_sheet(sheet)
-
-
-def _text_cell(sheet, value):
-    """A header cell that stays text even if it starts with ``=``."""
-    cell = WriteOnlyCell(sheet, value=str(value))
-    cell.data_type = "s"
-    return cell
 
 
 def _keep_carriage_returns(path):

@@ -1,4 +1,4 @@
-"""Rendering an export's cells as import-export would, with the formula guard."""
+"""Rendering an export's cells as import-export would: CSV/TSV text with the formula guard, XLSX typed cells."""
 
 import datetime
 from decimal import Decimal
@@ -7,7 +7,8 @@ from django.conf import settings
 from django.db import connections, models
 from django.utils import timezone
 from django.utils.formats import number_format, sanitize_strftime_format
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 
 #: Cells starting with these are formulas to a spreadsheet (OWASP CSV injection).
 FORMULA_START = frozenset("=+-@\t\r")
@@ -22,7 +23,7 @@ TEXT_VALUES = "text values"
 EXACT_INT = 2**53
 
 # Render modes: import-export's strings (JSON), the same with the formula guard
-# on text columns (CSV/TSV), typed cells with every string guarded (XLSX).
+# on text columns (CSV/TSV), typed cells with every string a string cell (XLSX).
 TEXT, CSV, NATIVE = "text", "csv", "native"
 
 
@@ -39,17 +40,23 @@ def escape_formula(value):
 class _Env:
     """What rendering depends on, read once per export when its rows start."""
 
-    def __init__(self, alias):
+    def __init__(self, alias, sheet=None):
+        #: The XLSX sheet being written: a text cell openpyxl would not type as text is made on it.
+        self.sheet = sheet
         self.tz = timezone.get_current_timezone() if settings.USE_TZ else None
         self.db_tz = connections[alias].timezone
         # import-export renders numbers with number_format (locale, thousand separators).
         self.plain_numbers = number_format(-1234567) == "-1234567" and number_format(Decimal("-1234.50")) == "-1234.50"
 
+    def cell_text(self, value):
+        """An XLSX text cell holding exactly ``value`` (``_cell_text``), on this export's sheet."""
+        return _cell_text(value, self.sheet)
 
-def _guard(mode, text_typed):
-    """The formula guard a column needs in ``mode``, or None."""
+
+def _guard(mode, text_typed, env):
+    """The formula guard a column needs in ``mode`` (XLSX: a cell typed as text), or None."""
     if mode == NATIVE:
-        return _cell_text
+        return env.cell_text
     if mode == CSV and text_typed:
         return escape_formula
     return None
@@ -74,7 +81,7 @@ def _value_renderer(column, mode, env):
         if kind == "datetime":
             return _native_datetime(env.tz)
         if kind == "str":
-            return _cell_text
+            return env.cell_text
         if kind == "raw":
             return lambda value: _cell(value, env)
         return lambda value: _cell(widget.render(value, force_native_type=True), env)
@@ -231,11 +238,15 @@ def _native_datetime(tz):
     return render
 
 
-def _cell_text(value):
-    """An XLSX text cell: formula-guarded; control characters a workbook cannot hold become U+FFFD.
+def _cell_text(value, sheet):
+    """An XLSX text cell, exactly the text: control characters a workbook cannot hold become U+FFFD.
 
-    (openpyxl refuses them and the write-only sheet is lost; import-export
-    replaces them the same way under IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT.)
+    A cell typed as a string (``t="inlineStr"``) is never run as a formula, so
+    "+81 3 5550 0108" needs no apostrophe.  openpyxl types a str itself, except
+    one starting with "=" (a formula) or an error code ("#N/A"): those get a
+    cell typed as a string (``text_cell``).  (openpyxl refuses the control
+    characters and the write-only sheet is lost; import-export replaces them
+    the same way under IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT.)
     """
     if value is None:
         return None
@@ -243,7 +254,16 @@ def _cell_text(value):
         value = str(value)
     if ILLEGAL_CHARACTERS_RE.search(value):
         value = ILLEGAL_CHARACTERS_RE.sub("\N{REPLACEMENT CHARACTER}", value)
-    return "'" + value if value[:1] in FORMULA_START else value
+    if value[:1] in "=#" and (value[:1] == "=" or value in ERROR_CODES):
+        return text_cell(value, sheet)
+    return value
+
+
+def text_cell(value, sheet):
+    """A write-only cell holding ``value`` typed as a string, which a spreadsheet shows and never runs."""
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 _NATIVE_TYPES = (int, float, Decimal, datetime.date, datetime.time, datetime.timedelta)
@@ -257,4 +277,4 @@ def _cell(value, env):
         return _native_datetime(env.tz)(value)
     if isinstance(value, _NATIVE_TYPES):
         return value
-    return _cell_text(value)
+    return env.cell_text(value)

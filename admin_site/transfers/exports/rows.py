@@ -208,9 +208,9 @@ class _Plan:
 
     # -- rendering ---------------------------------------------------------------
 
-    def rendered(self, mode):
-        """Yield (rows, count) per chunk: rows of cells in export order, ready for a writer."""
-        env = _Env(self.alias)
+    def rendered(self, mode, sheet=None):
+        """Yield (rows, count) per chunk: rows of cells in export order, ready for a writer (XLSX: on ``sheet``)."""
+        env = _Env(self.alias, sheet)
         server_side = streams_server_side(self.alias)
         raw = self.raw_positions(mode) if server_side else frozenset()
         renderers = [self._renderer(column, mode, env, column.index in raw) for column in self.columns]
@@ -275,12 +275,12 @@ class _Plan:
         if column.source == VALUE:
             return _raw_mysql_renderer(column, mode, env) if raw else _value_renderer(column, mode, env)
         if column.source == M2M:
-            return _guard(mode, column.text_typed)
+            return _guard(mode, column.text_typed, env)
         export_field = self.resource.export_field
         field = column.field
         if mode == NATIVE:
             return lambda obj: "" if obj is None else _cell(export_field(field, obj, force_native_type=True), env)
-        guard = _guard(mode, text_typed=True)
+        guard = _guard(mode, True, env)
         if guard is None:
             return lambda obj: "" if obj is None else export_field(field, obj)
         return lambda obj: "" if obj is None else guard(export_field(field, obj))
