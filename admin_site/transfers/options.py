@@ -173,14 +173,14 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         elif stored and context.get("result") is not None:
             # The rows this preview showed as updates: the confirm refuses any changed since.
             context["result"].row_states.save(SharedUploadStorage(name=stored, owner=request.user.pk).path())
-        if not context.get("fields_list"):  # the package leaves it empty after a file error
-            resources = [
-                cls(**self.get_import_resource_kwargs(request)) for cls in self.get_import_resource_classes(request)
-            ]
-            context["fields_list"] = [
-                (resource.get_display_name(), [f.column_name for f in resource.get_user_visible_fields()])
-                for resource in resources
-            ]
+        # The columns an import takes (stock lists every field, computed and system ones too, and none
+        # after a file error).
+        resources = [
+            cls(**self.get_import_resource_kwargs(request)) for cls in self.get_import_resource_classes(request)
+        ]
+        context["fields_list"] = [
+            (resource.get_display_name(), resource.importable_columns()) for resource in resources
+        ]
         return response
 
     def add_data_read_fail_error_to_form(self, form, e):

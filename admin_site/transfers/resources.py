@@ -178,6 +178,8 @@ class DatabaseModelResource(resources.ModelResource):
         self.progress = None
         for name in [name for name, field in self.fields.items() if self.is_secret(name, field)]:
             del self.fields[name]
+        for field in self.fields.values():
+            field.readonly = field.readonly or not self.is_importable(field)
 
     # -- fields ----------------------------------------------------------------
 
@@ -191,6 +193,32 @@ class DatabaseModelResource(resources.ModelResource):
         secret = self.secret_names()
         steps = (field.attribute or "").split("__")
         return bool(secret & {name.lower(), (field.column_name or "").lower(), *(s.lower() for s in steps)})
+
+    def is_importable(self, field):
+        """Whether a file can set ``field``: an editable model field of its own, not one the system sets.
+
+        Computed columns are export-only: a ``dehydrate_`` method or a field
+        without an attribute, a related row's value (``customer__name``), a
+        property or an annotation, and non-editable or system fields (counters,
+        timestamps).  A file that has them imports the rest, and the preview
+        names the columns it ignored (``ignored_columns``).
+        """
+        attribute = field.attribute
+        if not attribute or "__" in attribute:
+            return False
+        try:
+            model_field = self._meta.model._meta.get_field(attribute)
+        except FieldDoesNotExist:
+            return False
+        return (
+            model_field.editable
+            and model_field.name not in self.system_fields
+            and not getattr(model_field, "generated", False)
+        )
+
+    def importable_columns(self):
+        """The columns an import takes (the import page lists them); the others are exported only."""
+        return [field.column_name for field in super().get_import_fields() if not field.readonly]
 
     def get_export_order(self):
         """Never a secret, even when ``Meta.fields`` or ``export_order`` names it."""
@@ -329,8 +357,9 @@ class DatabaseModelResource(resources.ModelResource):
         self._seen_unique = {}
 
     def ignored_columns(self, headers):
-        """The file's columns this resource exports but never imports (set by the console)."""
-        return [field.column_name for field in self.fields.values() if field.readonly and field.column_name in headers]
+        """The file's columns this resource exports but never imports (computed or system-set), in file order."""
+        readonly = {field.column_name for field in self.fields.values() if field.readonly}
+        return [header for header in dict.fromkeys(headers) if header in readonly]
 
     def export(self, queryset=None, **kwargs):
         with using_database(self.using):
@@ -651,7 +680,7 @@ def _rebind(partial, widget_class):
 
 def check_headers(resource, headers):
     """Unknown, duplicate and missing required columns are errors, not blank fields."""
-    known = {field.column_name: field for field in resource.get_import_fields()}
+    known = {field.column_name: field for field in resource.get_import_fields()}  # read-only ones are ignored
     problems = []
     seen = set()
     duplicates = sorted({h for h in headers if h in seen or seen.add(h)})
@@ -659,7 +688,9 @@ def check_headers(resource, headers):
         problems.append("duplicate columns: " + _names(map(str, duplicates)))
     unknown = [str(h) for h in headers if h not in known]
     if unknown:
-        problems.append(f"unknown columns: {_names(unknown)} (expected some of: {', '.join(known)})")
+        problems.append(
+            f"unknown columns: {_names(unknown)} (expected some of: {', '.join(resource.importable_columns())})"
+        )
     missing = [name for name in required_columns(resource) if name not in headers]
     if missing:
         problems.append("missing required columns: " + ", ".join(missing))
