@@ -178,9 +178,7 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         resources = [
             cls(**self.get_import_resource_kwargs(request)) for cls in self.get_import_resource_classes(request)
         ]
-        context["fields_list"] = [
-            (resource.get_display_name(), resource.importable_columns()) for resource in resources
-        ]
+        context["fields_list"] = [(resource.get_display_name(), importable_columns(resource)) for resource in resources]
         return response
 
     def add_data_read_fail_error_to_form(self, form, e):
@@ -362,3 +360,10 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
                 record.rows_total = export.rows
                 export.close()
             record.message = export.notice or ""
+
+
+def importable_columns(resource):
+    """The columns ``resource`` imports: a console resource's own list, else every import field (stock)."""
+    if hasattr(resource, "importable_columns"):
+        return resource.importable_columns()
+    return [field.column_name for field in resource.get_user_visible_fields()]
