@@ -335,7 +335,8 @@ def test_import_creates_and_updates_rows_matched_on_the_key(root_client, prices)
     preview = upload(root_client, content)
     assert preview.status_code == 200, page_text(preview)
     text = page_text(preview)
-    assert "1 new" in text and "2 updated" in text, text
+    # P-1/UK is as stored: unchanged, not updated.
+    assert "1 new" in text and "1 updated" in text and "1 unchanged" in text, text
     assert stored("P-1", "DE").price == Decimal("10.00")  # the preview wrote nothing
     with capture_queries() as log:
         response = confirm(root_client, preview)

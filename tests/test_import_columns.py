@@ -10,6 +10,7 @@ error instead would make an export impossible to import back.
 
 import pytest
 from django.contrib.auth.models import User
+from django.urls import NoReverseMatch
 from import_export import fields as ie_fields
 
 from admin_site.sites import all_sites
@@ -27,7 +28,8 @@ def import_page_columns(client, panel, model):
     response = client.get(admin_url(panel, model, "import"))
     assert response.status_code == 200
     (_, columns), *others = response.context["fields_list"]
-    assert not others
+    # A composite-key model offers a second choice ("update existing rows only"): the same columns.
+    assert all(other == columns for _, other in others), others
     return columns, page_text(response)
 
 
@@ -37,8 +39,17 @@ def import_cases():
         pytest.param(panel, model, id=f"{panel}-{model._meta.label}")
         for panel, site in all_sites().items()
         for model, model_admin in site._registry.items()
-        if hasattr(model_admin, "has_import_permission")
+        if hasattr(model_admin, "has_import_permission") and has_import_page(panel, model)
     ]
+
+
+def has_import_page(panel, model):
+    """A table without a key (``STOCK_MOVE``) has no import address at all."""
+    try:
+        admin_url(panel, model, "import")
+    except NoReverseMatch:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(("panel", "model"), import_cases())
