@@ -103,7 +103,18 @@ def parse_key(model, text, connection):
         raise ValueError("not a key") from error
     if not isinstance(parts, list) or len(parts) != len(fields) or not all(isinstance(p, str) for p in parts):
         raise ValueError("not a key")
+    if not all(is_unicode(part) for part in parts):
+        raise ValueError("not a key")  # JSON's "\\ud800" escape: a lone surrogate no driver can send
     return tuple(column_value(field, part, connection) for field, part in zip(fields, parts, strict=True))
+
+
+def is_unicode(text):
+    """Whether ``text`` can be encoded as UTF-8 (JSON decodes an unpaired ``\\ud800`` into a str that cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def change_url(model_admin, obj):

@@ -102,6 +102,7 @@ def test_key_goes_into_urls_as_quoted_json_and_round_trips(root_client, prices):
         pytest.param("5", id="number"),
         pytest.param("[" * 5000, id="deep"),
         pytest.param('["P-1", "' + "D" * 20 + '"]', id="longer-than-column"),
+        pytest.param('["\\ud800", "DE"]', id="lone-surrogate-escape"),
     ],
 )
 @pytest.mark.parametrize("view", ["change", "history", "delete"])
@@ -283,9 +284,9 @@ def test_delete_selected_action_deletes_only_the_ticked_rows(root_client, prices
 
 
 def test_an_action_with_malformed_boxes_touches_nothing(root_client, prices):
+    boxes = ["P-1", '["P-1"]', "[[[", '["\\ud800", "DE"]']
     response = root_client.post(
-        url("changelist"),
-        {"action": "delete_selected", "_selected_action": ["P-1", '["P-1"]', "[[["], "index": 0, "post": "yes"},
+        url("changelist"), {"action": "delete_selected", "_selected_action": boxes, "index": 0, "post": "yes"}
     )
     assert response.status_code in (200, 302)
     assert ProductPrice.objects.using("legacy").count() == 4
