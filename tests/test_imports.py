@@ -229,6 +229,12 @@ BAD_FILES = {
     "zip bomb xlsx": (zip_bomb(), "xlsx", ["zip bomb"]),
     "json not a list": (b'{"name": "Ann"}', "json", ["list of objects"]),
     "json list of lists": (b'[["Ann"]]', "json", ["list of objects"]),
+    "json lone surrogate value": (
+        b'[{"name": "Ann", "email": "a@example.com"}, {"name": "B\\ud800b", "email": "b@example.com"}]',
+        "json",
+        ["Object 2 holds an escape that is no character", "no column can store it"],
+    ),
+    "json lone surrogate key": (b'[{"name\\udfff": "Ann"}]', "json", ["Object 1 holds an escape"]),
 }
 
 

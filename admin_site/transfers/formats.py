@@ -215,6 +215,12 @@ class JSON(base_formats.JSON):
                     f"Object {number} has keys the first object has not ({extra}): "
                     "the first object must name every column."
                 )
+            if not all(_is_unicode(text) for text in (*item, *item.values()) if isinstance(text, str)):
+                # Named without its text: a page holding it could not be encoded either (a 500).
+                raise FileFormatError(
+                    f"Object {number} holds an escape that is no character (an unpaired surrogate such as "
+                    "\\ud800): no column can store it."
+                )
             for key, value in item.items():
                 if isinstance(value, (dict, list)):
                     raise FileFormatError(
@@ -223,6 +229,15 @@ class JSON(base_formats.JSON):
             yield number, [item.get(key) for key in headers]
         if headers is None:
             raise FileFormatError("The JSON list is empty: there are no rows to import.")
+
+
+def _is_unicode(text):
+    """Whether ``text`` encodes as UTF-8: JSON decodes an unpaired ``\\ud800`` escape into a str that does not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_objects(pieces):
