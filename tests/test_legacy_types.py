@@ -367,6 +367,19 @@ def test_an_invalid_cell_is_a_row_error_naming_row_and_column_and_nothing_is_wri
     assert all_rows() == before
 
 
+@pytest.mark.parametrize("value", ["yes", "maybe", "2"])
+def test_a_flag_cell_that_is_not_yes_or_no_is_a_row_error_not_a_cleared_flag(panel, items, value):
+    """Stock import-export reads any text but 1/true as False: a taxable item became untaxed without a word."""
+    before = all_rows()
+    first, second = sorted(row[0] for row in before)[:2]
+    response = upload(panel, f"itemno,taxable\n{first},true\n{second},{value}\n")
+    text = page_text(response)
+    assert response.status_code == 200
+    assert f"3 taxable {value} “{value}” is not a yes/no value" in text, text[-1000:]
+    assert "Confirm import" not in text
+    assert all_rows() == before
+
+
 def test_searching_or_filtering_for_a_character_latin1_lacks_is_no_500(panel, items):
     """MySQL refuses to compare latin1 text with such a character ("Illegal mix of collations")."""
     changelist = admin_url("legacy", Itemmast, "changelist")

@@ -83,6 +83,19 @@ class TextWidget(widgets.CharWidget):
         return super().clean(value, row, **kwargs)
 
 
+class YesNoWidget(widgets.BooleanWidget):
+    """A yes/no cell is 1/0, true/false or empty; other text is a field error.
+
+    Stock ``BooleanWidget`` reads any other text ("yes", "x", "maybe") as False,
+    which silently clears a flag that the file meant to set.
+    """
+
+    def clean(self, value, row=None, **kwargs):
+        if value not in (*self.NULL_VALUES, *self.TRUE_VALUES, *self.FALSE_VALUES):
+            raise ValueError(f"“{excerpt(str(value), 40)}” is not a yes/no value: use 1 or 0 (or true or false).")
+        return super().clean(value, row, **kwargs)
+
+
 class DatabaseForeignKeyWidget(widgets.ForeignKeyWidget):
     """A missing or ambiguous related row is a field error naming the value and database."""
 
@@ -236,8 +249,13 @@ class DatabaseModelResource(resources.ModelResource):
         return super().field_from_django_field(field_name, django_field, readonly)
 
     #: Text columns read empty cells as "" (stock leaves TextField to a widget that keeps None)
-    #: and undo the export's formula guard.
-    WIDGETS_MAP = {**resources.ModelResource.WIDGETS_MAP, "CharField": TextWidget, "TextField": TextWidget}
+    #: and undo the export's formula guard; yes/no columns refuse text they cannot read.
+    WIDGETS_MAP = {
+        **resources.ModelResource.WIDGETS_MAP,
+        "CharField": TextWidget,
+        "TextField": TextWidget,
+        "BooleanField": YesNoWidget,
+    }
 
     @classmethod
     def widget_kwargs_for_field(cls, field_name, django_field):
