@@ -315,7 +315,7 @@ def check_schema_drift(app_configs=None, databases=None, **kwargs):
 
 def cache_seconds():
     """How long a drift result is reused before the tables are read again (``CONSOLE_DRIFT_CACHE_SECONDS``)."""
-    return getattr(settings, "CONSOLE_DRIFT_CACHE_SECONDS", 300)
+    return getattr(settings, "CONSOLE_DRIFT_CACHE_SECONDS", 60)
 
 
 def cache_key(alias):
@@ -323,12 +323,14 @@ def cache_key(alias):
 
 
 def remember(alias, drifted):
-    """Keep ``{model label: (message, ...)}`` for ``alias`` in the cache, and return it.
+    """Keep ``{model label: ((kind, message), ...)}`` for ``alias`` in the cache, and return it.
 
     Only labels and strings are stored, so any cache backend (a Redis shared
     by every host) can hold it.  A cache that fails costs the cache, not the page.
     """
-    found = {drift.label: tuple(str(difference) for difference in drift.differences) for drift in drifted}
+    found = {
+        drift.label: tuple((difference.kind, str(difference)) for difference in drift.differences) for drift in drifted
+    }
     try:
         cache.set(cache_key(alias), found, cache_seconds())
     except Exception:  # noqa: BLE001 - a cache server that is down (redis.ConnectionError) must not fail a page
@@ -337,7 +339,7 @@ def remember(alias, drifted):
 
 
 def known_drift(alias):
-    """``{model label: (message, ...)}`` of ``alias``'s drifted unmanaged models, read at most once per cache period.
+    """``{model label: ((kind, message), ...)}`` of ``alias``'s drifted models, read at most once per cache period.
 
     Empty for a panel without unmanaged models (no query at all) and when the
     database cannot be read: the outage page, not this, reports that.
@@ -368,10 +370,30 @@ def page_models(model):
     return [candidate for candidate in [concrete, *related] if not candidate._meta.managed]
 
 
+#: Differences that leave the model reading something the table no longer has.
+LACKING = frozenset({"table", "missing"})
+
+
+@dataclass(frozen=True)
+class TableDrift:
+    """What a page says about one drifted table it reads."""
+
+    name: str
+    table: str
+    messages: tuple
+    #: The table or one of the model's columns is gone: those fields cannot be read or written.
+    lacking: bool
+
+
 def drift_of(alias, model, known):
-    """``[(verbose name, table, messages)]`` for the drifted tables a page of ``model`` reads, per ``known``."""
+    """``TableDrift`` for each drifted table a page of ``model`` reads, per ``known``."""
     return [
-        (candidate._meta.verbose_name_plural, candidate._meta.db_table, known[candidate._meta.label])
+        TableDrift(
+            name=candidate._meta.verbose_name_plural,
+            table=candidate._meta.db_table,
+            messages=tuple(message for _kind, message in known[candidate._meta.label]),
+            lacking=any(kind in LACKING for kind, _message in known[candidate._meta.label]),
+        )
         for candidate in page_models(model)
         if candidate._meta.label in known
     ]
@@ -428,7 +450,7 @@ class SchemaDriftMiddleware:
             request.path,
             model_admin.opts.label,
             site.alias,
-            "; ".join(message for _name, _table, messages in tables for message in messages),
+            "; ".join(message for table in tables for message in table.messages),
         )
         request.schema_drift = True
         context = {

@@ -50,7 +50,10 @@ def panel_drift(alias):
     """``[(table, messages)]`` of the panel's drifted tables; None when the panel has no unmanaged model."""
     if not unmanaged_models(alias):
         return None
-    return sorted((apps.get_model(label)._meta.db_table, messages) for label, messages in known_drift(alias).items())
+    return sorted(
+        (apps.get_model(label)._meta.db_table, [message for _kind, message in differences])
+        for label, differences in known_drift(alias).items()
+    )
 
 
 def panel_status(alias):

@@ -19,10 +19,11 @@ from django.urls import clear_url_caches, reverse
 import console.urls
 from admin_site.drift import cache_key, check_schema_drift, database_drift
 from admin_site.sites import all_sites
+from admin_site.transfers.formats import EXPORT_FORMATS
 from console.legacy import demo
 from console.legacy.models import Custmast, Invoice, Itemmast, ProductPrice, VOpenInvoices
 from tests.conftest import ALL_DATABASES
-from tests.utils import admin_url
+from tests.utils import admin_url, export_file
 
 COPY = "legacy_drift_copy"
 
@@ -237,6 +238,7 @@ def test_a_page_whose_column_is_gone_names_the_drift_instead_of_a_500(copy_panel
         assert 'id="schema-drift"' in page
         assert "The table INVOICE (invoices) has changed in the database" in page
         assert "column REMARK is missing" in page
+        assert "What the table lacks cannot be shown or saved." in page
         assert "cannot be shown" in page
     # The panel's other pages work, without a banner: their tables are as the models say.
     response = copy_panel.get(admin_url(COPY, Custmast, "changelist"))
@@ -253,6 +255,7 @@ def test_an_added_column_leaves_the_page_working_under_a_banner(copy_panel, lega
     assert response.status_code == 200
     page = response.content.decode()
     assert "column DISCOUNT is in the table but not in the model" in page
+    assert "cannot be shown or saved" not in page  # nothing the model reads is gone
     assert str(Invoice.objects.using(COPY).first()) in page  # the rows are still listed
     # Export and import pages carry the banner too.
     response = copy_panel.get(admin_url(COPY, Invoice, "import"))
@@ -339,3 +342,17 @@ def test_a_not_null_date_column_is_drift_unless_its_field_writes_no_date_as_the_
         )
         expected = {Itemmast: ["column CREATED is NOT NULL in the database, nullable in the model"]}
     assert differences(COPY) == expected
+
+
+@pytest.mark.django_db(databases=["users", "legacy"])
+@pytest.mark.parametrize("file_format", ["csv", "json"])
+def test_a_streamed_export_of_a_gone_table_is_the_drift_page_not_an_empty_file(copy_panel, legacy_copy, file_format):
+    q = legacy_copy.ops.quote_name
+    execute(legacy_copy, f"ALTER TABLE {q('PRODUCT_PRICE')} RENAME TO {q('PRODUCT_PRICE_OLD')}")
+    index = str(next(i for i, cls in enumerate(EXPORT_FORMATS) if cls().get_title().lower() == file_format))
+
+    response = export_file(copy_panel, COPY, ProductPrice, index)
+
+    assert response.status_code == 503
+    assert not response.streaming
+    assert "table PRODUCT_PRICE is missing" in response.content.decode()
