@@ -171,6 +171,18 @@ def new_key_form(form_class, model, alias):
     return NewKeyForm
 
 
+def add_or_update(resource_class):
+    """``resource_class`` named for what it does on the import form's choice, not by its Python class."""
+
+    class AddOrUpdateResource(resource_class):
+        @classmethod
+        def get_display_name(cls):
+            return "Add new rows and update existing ones (matched on the key)"
+
+    AddOrUpdateResource.__name__ = resource_class.__name__
+    return AddOrUpdateResource
+
+
 def update_only(resource_class):
     """``resource_class`` for files that change existing rows only: a row whose key matches none is a row error.
 
@@ -233,7 +245,7 @@ class CompositeKeyAdminMixin:
     def get_resource_classes(self, request):
         """Rows matched on every key field: added or updated, or (the second choice) updated only."""
         classes = list(super().get_resource_classes(request))
-        return [*classes, update_only(classes[0])]
+        return [add_or_update(classes[0]), *classes[1:], update_only(classes[0])]
 
     def get_export_resource_classes(self, request):
         return list(super().get_resource_classes(request))[:1]

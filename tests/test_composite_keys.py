@@ -354,7 +354,9 @@ def test_import_creates_and_updates_rows_matched_on_the_key(root_client, prices)
 
 def test_update_only_import_with_an_unknown_key_is_a_row_error_and_writes_nothing(root_client, prices):
     page = root_client.get(url("import"))
-    assert "Update existing rows only" in page.content.decode()
+    choices = page.content.decode()
+    assert "Update existing rows only" in choices
+    assert "Add new rows and update existing ones" in choices and "ProductPriceResource" not in choices
     content = HEADER + "P-1,DE,99.00,EUR,2026-01-01,0\nP-9,DE,1.00,EUR,2026-01-01,0\n"
     with capture_queries() as log:
         preview = upload(root_client, content, resource=1)

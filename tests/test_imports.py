@@ -454,3 +454,14 @@ def test_database_failing_during_confirm_is_a_message_not_a_500(root_client, mon
     assert any("nothing was imported" in m for m in messages)
     assert Customer.objects.using("customers").count() == 0
     assert TransferRecord.objects.get().outcome == "failed"
+
+
+def test_a_key_cell_that_is_not_a_number_names_its_row_and_column(root_client):
+    before = Customer.objects.using("customers").count()
+    preview = upload(root_client, "customers", Customer, "id,name,email\nabc,Ann,ann@example.com\n")
+
+    text = page_text(preview)
+    assert "ConversionSyntax" not in text
+    problems = text.split("Problems", 1)[-1]
+    assert "2 id abc Enter a whole number." in problems, problems[:600]
+    assert Customer.objects.using("customers").count() == before

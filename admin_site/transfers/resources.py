@@ -436,9 +436,20 @@ class DatabaseModelResource(resources.ModelResource):
         return self._meta.import_id_fields if self._key_in_file else []
 
     def get_instance(self, instance_loader, row):
-        """A file without the key column has no existing rows to find."""
+        """A file without the key column has no existing rows to find.
+
+        A key cell that its column cannot read is a problem of that column (stock lets the
+        widget's error through unnamed, e.g. ``[<class 'decimal.ConversionSyntax'>]``).
+        """
         if not self._key_in_file:
             return None
+        for name in self.get_import_id_fields():
+            field = self.fields[name]
+            try:
+                field.clean(row)
+            except (ValueError, ArithmeticError) as error:  # decimal.InvalidOperation is an ArithmeticError
+                message = "Enter a whole number." if isinstance(error, ArithmeticError) else str(error)
+                raise ValidationError({field.attribute or name: message}) from None
         instance = super().get_instance(instance_loader, row)
         if instance is not None and self.row_states is not None:
             fields = [f.attribute for f in self.get_import_fields() if f.attribute and "__" not in f.attribute]
