@@ -455,3 +455,15 @@ def test_demo_stock_moves_hold_two_fully_identical_rows(moves):
             "HAVING COUNT(*) > 1) AS twice"
         )
         assert cursor.fetchone()[0] == 2
+
+
+def test_a_key_twice_in_one_file_is_a_row_error_at_the_preview(root_client, prices):
+    before = ProductPrice.objects.using("legacy").count()
+    content = HEADER + "Z-1,AT,1.00,EUR,2026-01-01,0\nZ-1,AT,2.00,EUR,2026-01-01,0\n"
+
+    preview = upload(root_client, content)
+
+    text = page_text(preview)
+    assert "The key Z-1, AT is also in row 2 of this file: a row is imported once." in text, text[-1500:]
+    assert "Confirm import" not in text
+    assert ProductPrice.objects.using("legacy").count() == before

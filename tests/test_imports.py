@@ -465,3 +465,16 @@ def test_a_key_cell_that_is_not_a_number_names_its_row_and_column(root_client):
     problems = text.split("Problems", 1)[-1]
     assert "2 id abc Enter a whole number." in problems, problems[:600]
     assert Customer.objects.using("customers").count() == before
+
+
+def test_the_same_key_twice_in_one_file_is_a_problem_not_a_double_update(root_client):
+    customer = Customer.objects.db_manager("customers").create(name="Ann", email="ann@example.com")
+    rows = [f"{customer.pk},Ann {n},ann@example.com,DE,active,standard" for n in ("One", "Two")]
+    content = "id," + HEADER + "\n".join(rows) + "\n"
+
+    preview = upload(root_client, "customers", Customer, content)
+
+    text = page_text(preview)
+    assert f"The key {customer.pk} is also in row 2 of this file: a row is imported once." in text
+    customer.refresh_from_db(using="customers")
+    assert customer.name == "Ann"

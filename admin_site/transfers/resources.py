@@ -21,7 +21,7 @@ relation's table.
 from collections import defaultdict
 
 from django.core.exceptions import FieldDoesNotExist, MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
-from django.db import models, router
+from django.db import connections, models, router
 from import_export import resources, widgets
 from import_export.results import RowResult
 
@@ -780,6 +780,39 @@ def required_columns(resource):
     return required
 
 
+#: The ``seen`` entry of ``find_unique_conflicts`` that holds the rows' keys (no attribute has this name).
+REPEATED_KEYS = " keys"
+
+
+def repeated_keys(resource, dataset, earlier):
+    """Row number -> message for a row whose key (every key column) an earlier row of the file has.
+
+    Importing both would add the row twice (the database refuses the second at the
+    confirm) or update it twice.  ``earlier`` maps keys to file rows across chunks.
+    MySQL compares text keys without case, so there the key is compared casefolded.
+    """
+    fields = [resource.fields[name] for name in resource.get_import_id_fields() if name in resource.fields]
+    headers = dataset.headers or []
+    if not fields or any(field.column_name not in headers for field in fields):
+        return {}
+    fold = connections[resource.using].vendor == "mysql"
+    source_rows = getattr(dataset, "source_rows", None)
+    columns = [dataset.get_col(headers.index(field.column_name)) for field in fields]
+    repeated = {}
+    for number, parts in enumerate(zip(*columns, strict=True), 1):
+        key = tuple("" if part is None else str(part).strip() for part in parts)
+        if "" in key:
+            continue  # no key: a new row, numbered by the database
+        compared = tuple(part.casefold() for part in key) if fold else key
+        first = earlier.get(compared)
+        if first is not None:
+            shown = ", ".join(excerpt(part, 40) for part in key)
+            repeated[number] = f"The key {shown} is also in row {first} of this file: a row is imported once."
+        else:
+            earlier[compared] = source_rows[number - 1] if source_rows else number + 1
+    return repeated
+
+
 def find_unique_conflicts(resource, dataset, seen=None):
     """Row number -> {attribute: message} for unique values repeated in the file or taken in the database.
 
@@ -798,6 +831,8 @@ def find_unique_conflicts(resource, dataset, seen=None):
     if id_column in headers:
         for number, message in hidden_keys(resource, dataset.get_col(headers.index(id_column))).items():
             conflicts[number][id_field] = message
+    for number, message in repeated_keys(resource, dataset, seen.setdefault(REPEATED_KEYS, {})).items():
+        conflicts[number].setdefault(id_field, message)
     for field in resource.fields.values():
         if field.readonly or field.column_name not in headers or not field.attribute:
             continue
