@@ -190,6 +190,9 @@ def update_only(resource_class):
     """
 
     class UpdateOnlyResource(resource_class):
+        #: A file may leave out any column but the key's (``check_headers``).
+        updates_only = True
+
         @classmethod
         def get_display_name(cls):
             return "Update existing rows only (matched on the key)"

@@ -467,3 +467,15 @@ def test_a_key_twice_in_one_file_is_a_row_error_at_the_preview(root_client, pric
     assert "The key Z-1, AT is also in row 2 of this file: a row is imported once." in text, text[-1500:]
     assert "Confirm import" not in text
     assert ProductPrice.objects.using("legacy").count() == before
+
+
+def test_update_only_import_may_leave_out_every_column_but_the_key(root_client, prices):
+    preview = upload(root_client, "product_code,region,price\nP-1,DE,12.50\n", resource=1)
+    assert "Confirm import" in page_text(preview), page_text(preview)[-1500:]
+    assert confirm(root_client, preview).status_code == 302
+    row = stored("P-1", "DE")
+    assert row.price == Decimal("12.50")
+    assert (row.currency, row.discontinued) == ("EUR", False)  # left out of the file: kept as stored
+
+    preview = upload(root_client, "product_code,price\nP-1,13.00\n", resource=1)
+    assert "missing key columns: region" in page_text(preview)

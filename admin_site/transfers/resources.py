@@ -720,9 +720,16 @@ def check_headers(resource, headers):
         problems.append(
             f"unknown columns: {_names(unknown)} (expected some of: {', '.join(resource.importable_columns())})"
         )
-    missing = [name for name in required_columns(resource) if name not in headers]
-    if missing:
-        problems.append("missing required columns: " + ", ".join(missing))
+    if getattr(resource, "updates_only", False):
+        # Every row must be found by its key; its other columns keep their stored values when left out.
+        keys = [resource.fields[name].column_name for name in resource._meta.import_id_fields if name in resource.fields]
+        missing = [name for name in keys if name not in headers]
+        if missing:
+            problems.append("missing key columns: " + ", ".join(missing))
+    else:
+        missing = [name for name in required_columns(resource) if name not in headers]
+        if missing:
+            problems.append("missing required columns: " + ", ".join(missing))
     if problems:
         raise ValidationError("The header row is not valid: " + "; ".join(problems) + ".")
 

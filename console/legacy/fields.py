@@ -189,7 +189,9 @@ class UnsignedBigIntegerField(models.PositiveBigIntegerField):
 
     def formfield(self, **kwargs):
         """No upper bound in the form (BigIntegerField's is the signed one): ``validate`` knows the database's."""
-        return super().formfield(**{"max_value": None, **kwargs})
+        field = super().formfield(**{"max_value": None, **kwargs})
+        field.widget.attrs.setdefault("style", "width: 22ch")  # 18446744073709551615 fits (the admin's is ~10ch)
+        return field
 
     def validate(self, value, model_instance):
         super().validate(value, model_instance)
