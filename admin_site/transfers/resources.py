@@ -722,7 +722,8 @@ def check_headers(resource, headers):
         )
     if getattr(resource, "updates_only", False):
         # Every row must be found by its key; its other columns keep their stored values when left out.
-        keys = [resource.fields[name].column_name for name in resource._meta.import_id_fields if name in resource.fields]
+        fields = resource.fields
+        keys = [fields[name].column_name for name in resource._meta.import_id_fields if name in fields]
         missing = [name for name in keys if name not in headers]
         if missing:
             problems.append("missing key columns: " + ", ".join(missing))
