@@ -36,7 +36,8 @@ class DatabaseAdminSite(admin.AdminSite):
         self.site_header = f"Data Console · {self.title}"
         self.site_title = f"{self.title} ({alias})"
         self.index_title = f"{self.title} — database “{alias}”"
-        self.site_url = "/"
+        # No "View site": the panel switcher (``each_context``, ``admin/base_site.html``) links to the console home.
+        self.site_url = None
 
     def register(self, model_or_iterable, admin_class=None, **options):
         """Django's ``register``; a composite-key model through ``admin_site.composite`` (Django 5.2 refuses it)."""
@@ -112,6 +113,7 @@ class DatabaseAdminSite(admin.AdminSite):
         """
         context = super().each_context(request)
         context.update(panel_alias=self.alias, panel_title=self.title, panel_colour=self.colour)
+        context.update(navigation(self, request))
         context.update(schema_drift=drift.banner(request, self.alias))
         return context
 
@@ -128,6 +130,25 @@ class DatabaseAdminSite(admin.AdminSite):
         PanelLogEntry.objects.bulk_create(
             [PanelLogEntry(entry=entry, database=self.alias) for entry in entries if entry is not None]
         )
+
+
+def navigation(current, request):
+    """The console home's URL, the panels this user may enter (the switcher) and what the breadcrumbs begin with."""
+    home = reverse("console-home")
+    index = reverse("admin:index", current_app=current.name)
+    user = getattr(request, "user", None)
+    panels = [
+        {"alias": alias, "title": site.title, "colour": site.colour, "url": reverse(f"{alias}:index")}
+        for alias, site in all_sites().items()
+        if user is not None and can_enter(user, alias)
+    ]
+    for panel in panels:
+        panel["current"] = panel["alias"] == current.alias
+    return {
+        "console_url": home,
+        "console_panels": panels,
+        "panel_crumbs": {"console": home, "index": index, "title": current.title},
+    }
 
 
 def build_sites(panels):

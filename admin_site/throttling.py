@@ -1,8 +1,8 @@
 """Login throttling (django-axes): the username it counts by and the page a locked-out login gets.
 
 Axes records each failed login in ``AccessAttempt`` on the ``users`` database (its app is routed
-there, ``console.settings``), so every panel's login, and the console home's (which is the first
-panel's), counts toward one total, in every server process.  See README, "Login throttling".
+there, ``console.settings``), so every panel's login, and the console's own (``/login/``), counts
+toward one total, in every server process.  See README, "Login throttling".
 """
 
 import ipaddress
@@ -15,6 +15,7 @@ from django.contrib.auth.views import LoginView
 from django.urls import reverse
 
 from admin_site.sites import all_sites
+from admin_site.views import ConsoleLoginView
 
 #: The same words whether or not the account exists, and whatever its password was.
 LOCKED_OUT_MESSAGE = (
@@ -64,9 +65,14 @@ class LockedOutForm(AdminAuthenticationForm):
 
 
 def lockout_response(request, original_response=None, credentials=None):
-    """``AXES_LOCKOUT_CALLABLE``: the panel's login page with the lockout message, status 429."""
+    """``AXES_LOCKOUT_CALLABLE``: the panel's (or the console's) login page with the lockout message, status 429."""
     sites = all_sites()
     match = getattr(request, "resolver_match", None)
+    if match is not None and match.url_name == "console-login":
+        response = ConsoleLoginView.as_view(authentication_form=LockedOutForm)(request)
+        response.render()
+        response.status_code = 429
+        return response
     site = sites.get(match.namespace if match else None) or next(iter(sites.values()))
     context = {
         **site.each_context(request),

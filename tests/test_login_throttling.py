@@ -1,4 +1,4 @@
-"""Login throttling (django-axes, issue 15): every panel's login and the home's, one counter on ``users``."""
+"""Login throttling (django-axes, issue 15): every panel's login and the console's, one counter on ``users``."""
 
 import datetime
 import re
@@ -97,11 +97,12 @@ def test_failures_on_another_panel_count_toward_every_panel_and_the_home(clerk):
     for panel in ["users", "customers"]:
         response = attempt(client, "clerk", "right-pw", panel)
         assert response.status_code == 429 and MESSAGE in response.content.decode()
-    # The console home's login is the first panel's.
+    # The console home's login is the console's own, and shares the counter.
     home = client.get("/")
-    assert home.status_code == 302 and home["Location"].startswith(reverse("users:login"))
+    assert home.status_code == 302 and home["Location"].startswith(reverse("console-login"))
     response = client.post(home["Location"], {"username": "clerk", "password": "right-pw"})
     assert response.status_code == 429 and not logged_in(client)
+    assert MESSAGE in response.content.decode() and 'id="panel-band"' not in response.content.decode()
 
 
 def test_x_forwarded_for_does_not_reset_the_counter(clerk):

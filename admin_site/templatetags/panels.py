@@ -1,8 +1,12 @@
 """Template helpers for panel pages."""
 
+import re
+
 from django import template
 from django.contrib.admin.utils import quote
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeData, mark_safe
 
 register = template.Library()
 
@@ -31,3 +35,25 @@ def panel_change_url(context, entry):
 def get_item(mapping, key):
     """``mapping[key]`` in a template (None when absent)."""
     return (mapping or {}).get(key)
+
+
+@register.filter
+def panel_breadcrumbs(html, crumbs):
+    """A page's breadcrumbs beginning "Console › <panel>" instead of Django's "Home › <app>".
+
+    Every admin template (Django's, django-import-export's, the console's own) starts its breadcrumbs with a
+    link to the panel's index named "Home", then mostly the app's index: inside a panel, "Home" was ambiguous
+    and the app repeated the panel.  ``crumbs`` is ``DatabaseAdminSite.each_context``'s ``panel_crumbs``;
+    without it (a page that is no panel's) the breadcrumbs are left as they are.
+    """
+    if not crumbs or not isinstance(html, SafeData):
+        return html
+    index = re.escape(crumbs["index"])
+    pattern = rf'<a href="{index}">[^<]*</a>(\s*&rsaquo;\s*<a href="{index}[^/"]+/">[^<]*</a>)?'
+    replacement = format_html(
+        '<a href="{}" class="console-crumb">Console</a> &rsaquo; <a href="{}" class="panel-crumb">{}</a>',
+        crumbs["console"],
+        crumbs["index"],
+        crumbs["title"],
+    )
+    return mark_safe(re.sub(pattern, lambda match: replacement, str(html), count=1))  # noqa: S308 - Django's own output
