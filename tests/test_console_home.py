@@ -133,7 +133,7 @@ def test_a_superuser_sees_every_panel_with_its_status_and_latency(root_client):
         assert card(page, alias) is not None, alias
         assert f'<a href="{reverse(f"{alias}:index")}">{panel["site"].title}</a>' in card(page, alias)
     row = page.split('data-alias="customers">', 1)[1].split("</tr>", 1)[0]
-    assert re.search(r'<td class="latency"><span title="one SELECT 1">\d+\.\d ms</span></td>', row)
+    assert re.search(r'<td class="latency"><span title="one SELECT 1">\d+\.\d\d ms</span></td>', row)
 
 
 def test_each_query_about_a_panel_goes_to_that_panels_database(root_client):
