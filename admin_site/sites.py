@@ -22,6 +22,7 @@ class DatabaseAdminSite(admin.AdminSite):
     """An AdminSite whose requests read and write only ``alias``."""
 
     index_template = "admin_site/index.html"
+    app_index_template = "admin_site/app_index.html"
     #: Tests turn this off to prove the ModelAdmin bases bind every path alone.
     pin_requests = True
     #: Whether a session must pass a second factor (``admin_site.second_factor``) before this panel serves it.

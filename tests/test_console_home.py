@@ -362,6 +362,13 @@ def test_the_console_login_has_no_panel_band_and_returns_to_the_home(superuser):
     assert client.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("unsafe", ["https://evil.example/", "//evil.example/customers/"])
+def test_the_console_login_never_sends_anyone_to_another_host(superuser, unsafe):
+    client = Client()
+    response = client.post(reverse("console-login"), {"username": "root", "password": "pw", "next": unsafe})
+    assert response.status_code == 302 and response["Location"] == reverse("console-home")
+
+
 def test_the_console_login_refuses_a_wrong_password_and_a_non_staff_account():
     User.objects.db_manager("users").create_user("plain", password="pw")
     client = Client()
@@ -428,6 +435,8 @@ def test_other_panel_pages_start_their_breadcrumbs_at_the_console_too(root_clien
     for url, rest in [
         (reverse("customers:index"), ""),
         (reverse("customers:changes"), " › Changes"),
+        (reverse("customers:app_list", args=["customers"]), " › Customers"),
+        (admin_url("customers", Customer, "import"), " › Customers › Import"),
         (admin_url("customers", Customer, "history", ann.pk), f" › Customers › {ann} › History"),
         (admin_url("customers", Customer, "delete", ann.pk), f" › Customers › {ann} › Delete"),
         (reverse("users:auth_user_changelist"), " › Users"),
