@@ -43,8 +43,10 @@ def panel_breadcrumbs(html, crumbs):
 
     Every admin template (Django's, django-import-export's, the console's own) starts its breadcrumbs with a
     link to the panel's index named "Home", then mostly the app's index: inside a panel, "Home" was ambiguous
-    and the app repeated the panel.  ``crumbs`` is ``DatabaseAdminSite.each_context``'s ``panel_crumbs``;
-    without it (a page that is no panel's) the breadcrumbs are left as they are.
+    and the app repeated the panel.  Rewriting that one leading link in ``admin/base_site.html`` covers every
+    page, where overriding each template's breadcrumbs block would copy a dozen of them.  ``crumbs`` is
+    ``DatabaseAdminSite.each_context``'s ``panel_crumbs``; without it (a page that is no panel's) the
+    breadcrumbs are left as they are.
     """
     if not crumbs or not isinstance(html, SafeData):
         return html
