@@ -89,3 +89,60 @@ class TransferRecord(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} of {self.model} on {self.database} by {self.username} ({self.outcome})"
+
+
+class BackgroundTransfer(models.Model):
+    """A big import (preview, then confirm) or export that a worker runs, and what its progress page shows.
+
+    The state lives here, not in a process: the page reads it from any server
+    process, survives reloads, and the worker writes it from its heartbeat
+    thread (its own connection, outside the import's transaction).  The
+    outcome of the import or export itself is its ``record``.
+    """
+
+    class Stage(models.TextChoices):
+        PREVIEW = "preview", "Preview"
+        IMPORT = "import", "Import"
+        EXPORT = "export", "Export"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for the worker"
+        RUNNING = "running", "Running"
+        #: A preview with no problems, waiting for the user to confirm it.
+        PREVIEWED = "previewed", "Previewed"
+        DONE = "done", "Done"
+        REJECTED = "rejected", "Rejected (nothing written)"
+        CANCELLED = "cancelled", "Cancelled (nothing written)"
+        FAILED = "failed", "Failed (nothing written)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    database = models.CharField(max_length=64)
+    model = models.CharField(max_length=100, help_text="app_label.ModelName")
+    stage = models.CharField(max_length=8, choices=Stage)
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    #: Last time the worker said it is alive; a running transfer not heard from for a while is failed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    rows_total = models.PositiveIntegerField(default=0, help_text="Estimated from the file or the query.")
+    rows_done = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    file_name = models.CharField(max_length=255, blank=True)
+    file_format = models.CharField(max_length=16, blank=True)
+    #: The stored upload (``SharedUploadStorage`` name) or the finished export's file name.
+    stored_name = models.CharField(max_length=100, blank=True)
+    #: The export's query (a pickled ``QuerySet.query``, Django's documented way to rebuild a queryset)
+    #: and the columns chosen on the form.
+    query = models.BinaryField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    #: The preview's report: counts, problems, ignored columns; or the export's notice.
+    report = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    record = models.ForeignKey("TransferRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        default_permissions = ()
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_stage_display()} of {self.model} on {self.database} ({self.status})"

@@ -37,6 +37,8 @@ CONSOLE_DATABASES = {
             "axes",
             "otp_totp",
             "otp_static",
+            # The background workers' task queue (django-tasks' database backend, admin_site.transfers.tasks).
+            "django_tasks_database",
         ],
         # "require_otp": True asks this panel's users for a second factor (README "Second factor");
         # console.settings_production sets it on every panel.
@@ -74,6 +76,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Big imports and exports run in a worker (`manage.py db_worker`), queued in the users database.
+    "django_tasks",
+    "django_tasks_db",
     "console.profiles",
     "console.customers",
     "console.legacy",
@@ -187,6 +192,17 @@ CONSOLE_IMPORT_MAX_AGE = 24 * 3600  # seconds an unconfirmed upload is kept
 CONSOLE_TRANSFER_STALE_AFTER = 600
 CONSOLE_IMPORT_MAX_BYTES = int(os.environ.get("CONSOLE_IMPORT_MAX_BYTES", 50 * 1024 * 1024))
 CONSOLE_XLSX_MAX_ROWS = 200_000
+# Imports of more rows than this (preview and confirm), and exports of more rows than this, run in the
+# background worker with a progress page (admin_site.transfers.background); finished exports wait in
+# CONSOLE_EXPORT_DIR (default: beside CONSOLE_IMPORT_DIR) for CONSOLE_IMPORT_MAX_AGE seconds.
+CONSOLE_BACKGROUND_IMPORT_ROWS = int(os.environ.get("CONSOLE_BACKGROUND_IMPORT_ROWS", 20_000))
+CONSOLE_BACKGROUND_EXPORT_ROWS = int(os.environ.get("CONSOLE_BACKGROUND_EXPORT_ROWS", 20_000))
+# A background transfer whose worker has not been heard from for this many seconds died: it is marked failed.
+CONSOLE_TRANSFER_HEARTBEAT_TIMEOUT = 60
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# The queue's table, created by one migration of ours: django-tasks-db's own 0019 introspects every database,
+# whatever the router allows, and fails on MySQL for the databases that do not hold the table.
+MIGRATION_MODULES = {"django_tasks_database": "admin_site.tasks_migrations"}
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 # Django's own limit on non-file form data, kept; uploads above this go to disk, not memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -166,6 +166,7 @@ def run_import(
     file_format="",
     keep_rows=None,
     row_states=None,
+    on_chunk=None,
     **kwargs,
 ):
     """Import ``rows`` (a ``RowStream`` or Dataset) with ``resource`` into its alias, all or nothing.
@@ -177,6 +178,9 @@ def run_import(
     preview's rows, or every row for the admin's history).  A preview notes
     the rows the file updates in ``summary.row_states``; an import given the
     preview's ``row_states`` refuses rows changed since (``rowstates``).
+    ``on_chunk(summary, record)`` is called before the first chunk and after
+    each (the background worker's progress); what it raises rolls the import
+    back like any failure (a cancel).
     """
     if isinstance(rows, tablib.Dataset):
         rows = _DatasetRows(rows)
@@ -204,6 +208,8 @@ def run_import(
             resource.start_file()
             chunks = rows.chunks(CHUNK_ROWS)
             try:
+                if on_chunk is not None:
+                    on_chunk(summary, record)
                 for chunk in chunks:
                     if changes is not None:
                         changes.before_chunk(chunk)
@@ -211,6 +217,8 @@ def run_import(
                     summary.add(result, result.problems)
                     if changes is not None:
                         changes.after_chunk(result)
+                    if on_chunk is not None:
+                        on_chunk(summary, record)
                     if summary.problems and (not dry_run or summary.problems_full or result.base_errors):
                         # A header problem repeats in every chunk; otherwise say where checking stopped.
                         if not result.base_errors and _has_more(chunks):

@@ -13,13 +13,14 @@ from django.db import Error as DatabaseDriverError
 from django.forms import MultipleChoiceField, MultipleHiddenInput
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 
+from admin_site.transfers import background
 from admin_site.transfers.exports import stream_export, xlsx_max_rows
 from admin_site.transfers.exports.framing import frame_chunks_if_relayed
 from admin_site.transfers.formats import EXPORT_FORMATS, IMPORT_FORMATS, FileFormatError, check_size
@@ -87,11 +88,28 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         Code that asks which model a request is for (the drift banner) then
         finds the import and export pages as it finds the changelist.
         """
-        urls = super().get_urls()
+        urls = self.get_transfer_urls() + super().get_urls()
         for pattern in urls:
             if not hasattr(pattern.callback, "model_admin"):
                 pattern.callback.model_admin = self
         return urls
+
+    def get_transfer_urls(self):
+        """A background transfer's progress page, and its cancel, confirm and download (``background``)."""
+        info = f"{self.opts.app_label}_{self.opts.model_name}_transfer"
+
+        def view(function, post=False):
+            def transfer_view(request, pk):
+                return function(self, request, pk)
+
+            return self.admin_site.admin_view(require_POST(transfer_view) if post else transfer_view)
+
+        return [
+            path("transfers/<int:pk>/", view(background.progress_view), name=info),
+            path("transfers/<int:pk>/cancel/", view(background.cancel_view, post=True), name=f"{info}_cancel"),
+            path("transfers/<int:pk>/confirm/", view(background.confirm_view, post=True), name=f"{info}_confirm"),
+            path("transfers/<int:pk>/download/", view(background.download_view), name=f"{info}_download"),
+        ]
 
     # -- resources and formats ---------------------------------------------------
 
@@ -155,7 +173,14 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         return storage
 
     def import_action(self, request, **kwargs):
-        """The upload and its preview; an upload the preview refuses is deleted at once."""
+        """The upload and its preview; an upload the preview refuses is deleted at once.
+
+        A file of more rows than ``CONSOLE_BACKGROUND_IMPORT_ROWS`` is previewed by the worker instead.
+        """
+        if request.method == "POST" and self.has_import_permission(request):
+            started = self.background_import(request)
+            if started is not None:
+                return started
         try:
             response = super().import_action(request, **kwargs)
         except DatabaseDriverError as exc:
@@ -180,6 +205,27 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         ]
         context["fields_list"] = [(resource.get_display_name(), importable_columns(resource)) for resource in resources]
         return response
+
+    def background_import(self, request):
+        """Queue the preview of a big upload and answer with its progress page; None for a file the request handles."""
+        form = self.create_import_form(request)
+        if not form.is_valid():
+            return None  # the stock view shows the form's errors
+        import_file = form.cleaned_data["import_file"]
+        file_format = self.get_import_formats()[int(form.cleaned_data["format"])]().get_title()
+        rows = background.estimate_rows(import_file, file_format)
+        if rows <= background.import_threshold():
+            return None
+        storage = self.write_to_tmp_storage(import_file, file_format)
+        return background.start_import(
+            self,
+            request,
+            storage,
+            rows=rows,
+            file_name=import_file.name,
+            file_format=file_format,
+            resource=int(form.cleaned_data.get("resource") or 0),
+        )
 
     def add_data_read_fail_error_to_form(self, form, e):
         """Say what is wrong with the file, not just the exception's class name."""
@@ -309,6 +355,9 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             file_format = formats[int(form.cleaned_data["format"])]()
             if "export_items" in form.changed_data:
                 queryset = queryset.filter(pk__in=form.cleaned_data["export_items"])
+            rows = queryset.count()
+            if rows > background.export_threshold():
+                return self.background_export(request, queryset, file_format, form, rows)
             try:
                 return self.stream_file_export(file_format, request, queryset, export_form=form)
             except (ValueError, FieldError) as e:
@@ -316,6 +365,19 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         context = self.init_request_context_data(request, form)
         request.current_app = self.admin_site.name
         return TemplateResponse(request, [self.export_template_name], context=context)
+
+    def background_export(self, request, queryset, file_format, form, rows):
+        """Queue an export of more rows than ``CONSOLE_BACKGROUND_EXPORT_ROWS``; its page offers the file when done."""
+        return background.start_export(
+            self,
+            request,
+            queryset,
+            rows=rows,
+            file_name=self.get_export_filename(request, queryset, file_format),
+            file_format=file_format.get_title(),
+            fields=self.get_export_resource_fields_from_form(form),
+            resource=self.get_resource_index(form),
+        )
 
     def stream_file_export(self, file_format, request, queryset, export_form=None):
         """Stream the file as it is produced, so that a stream cut short looks cut short; record the export."""

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from admin_site.models import TransferRecord
+from admin_site.models import BackgroundTransfer, TransferRecord
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 TRANSFER_STALE_AFTER = 600
 #: At most one progress write per this many seconds (``record_progress``).
 PROGRESS_EVERY = 5.0
+#: Seconds without a heartbeat after which a background transfer's worker is taken for dead.
+HEARTBEAT_TIMEOUT = 60
 #: Longest driver message a failure message quotes.
 DRIVER_MESSAGE_EXCERPT = 200
 
@@ -119,9 +121,12 @@ def fail_stale_transfers(older_than=None):
     duration its progress writes noted) more than ``older_than`` seconds
     (default ``transfer_stale_after()``) ago.
     """
+    failed = fail_stale_background()
     limit = timezone.now() - datetime.timedelta(seconds=transfer_stale_after() if older_than is None else older_than)
     running = TransferRecord.objects.filter(outcome=TransferRecord.Outcome.RUNNING, started_at__lt=limit)
-    failed = 0
+    # A background transfer's record is as alive as its worker's heartbeat (``fail_stale_background``).
+    alive = BackgroundTransfer.objects.filter(status=BackgroundTransfer.Status.RUNNING, record__isnull=False)
+    running = running.exclude(pk__in=alive.values("record_id"))
     for pk, started_at, duration in running.values_list("pk", "started_at", "duration"):
         if started_at + datetime.timedelta(seconds=duration) >= limit:
             continue  # still reporting progress
@@ -130,6 +135,36 @@ def fail_stale_transfers(older_than=None):
             message="The process ended during the transfer (it was stopped, killed or restarted); "
             "the row count is the last one it noted.",
         )
+    return failed
+
+
+def fail_stale_background(pks=None):
+    """Fail background transfers (and their records) whose worker has not been heard from; return how many.
+
+    The worker's heartbeat thread notes the time every second or so
+    (``tasks.Heartbeat``); ``CONSOLE_TRANSFER_HEARTBEAT_TIMEOUT`` seconds
+    (default 60) of silence mean the worker was killed or its host went down.
+    Its import, one uncommitted transaction, wrote nothing.
+    """
+    timeout = getattr(settings, "CONSOLE_TRANSFER_HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT)
+    limit = timezone.now() - datetime.timedelta(seconds=timeout)
+    stale = BackgroundTransfer.objects.filter(status=BackgroundTransfer.Status.RUNNING, heartbeat_at__lt=limit)
+    if pks is not None:
+        stale = stale.filter(pk__in=pks)
+    message = (
+        "The worker stopped during the transfer (it was killed, or its host went down): nothing was written. "
+        "Start it again."
+    )
+    failed = 0
+    for pk, record_pk in stale.values_list("pk", "record_id"):
+        if BackgroundTransfer.objects.filter(pk=pk, status=BackgroundTransfer.Status.RUNNING).update(
+            status=BackgroundTransfer.Status.FAILED, message=message
+        ):
+            failed += 1
+            if record_pk is not None:
+                TransferRecord.objects.filter(pk=record_pk, outcome=TransferRecord.Outcome.RUNNING).update(
+                    outcome=TransferRecord.Outcome.FAILED, message=message
+                )
     return failed
 
 

@@ -32,6 +32,13 @@ def upload_dir():
     return path
 
 
+def export_dir():
+    """Where finished background exports wait for download: ``CONSOLE_EXPORT_DIR``, by default beside the uploads."""
+    path = Path(getattr(settings, "CONSOLE_EXPORT_DIR", None) or upload_dir().parent / "exports")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 def max_age():
     return getattr(settings, "CONSOLE_IMPORT_MAX_AGE", 24 * 3600)
 
@@ -87,7 +94,7 @@ class SharedUploadStorage(BaseStorage):
 
 
 def sweep(older_than=None):
-    """Delete uploads older than ``older_than`` seconds; return how many went.
+    """Delete uploads and background exports older than ``older_than`` seconds; return how many went.
 
     Transfer records that a dead process left running are marked failed too
     (``admin_site.transfers.records.fail_stale_transfers``).
@@ -95,7 +102,7 @@ def sweep(older_than=None):
     fail_stale_transfers()
     limit = time.time() - (max_age() if older_than is None else older_than)
     removed = 0
-    for path in upload_dir().iterdir():
+    for path in [*upload_dir().iterdir(), *export_dir().iterdir()]:
         try:
             if path.is_file() and path.stat().st_mtime < limit:
                 path.unlink()
