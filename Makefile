@@ -30,13 +30,15 @@ setup: $(BIN)/.installed
 
 ## Apache + mod_wsgi-express in daemon mode when apache2-dev is present (as root, the daemon runs as
 ## www-data from a world-readable runtime: admin_site/express.py); otherwise Django's development server.
+## Either way the background worker (manage.py db_worker: big imports and exports) runs beside it.
 run: setup $(if $(APXS),$(BIN)/.installed-wsgi)
 	@echo "Data Console on http://$(HOST):$(PORT)/ (log in with the line above; it is kept in var/login.txt)"
 ifneq ($(APXS),)
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 else
 	@echo "NOTE: Apache development files not found (apt-get install apache2-dev); serving with Django's development server instead."
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py db_worker --no-reload & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
+		$(BIN)/python manage.py runserver $(HOST):$(PORT)
 endif
 
 lint: $(BIN)/.installed

@@ -406,6 +406,32 @@ def writable_state(runtime, var_dir):
             os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
+def start_worker(python, code, env, user=None):
+    """The background worker (``manage.py db_worker``: big imports and exports), as the daemon's account.
+
+    It runs beside the server for as long as ``make run`` does, in a session of its own; ``stop_worker`` ends it.
+    """
+    kwargs = {}
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+    argv = [python, str(Path(code) / "manage.py"), "db_worker", "--no-reload", "--queue-name", "default"]
+    return subprocess.Popen(argv, cwd=code, env=env, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+
+
+def stop_worker(worker, timeout=30):
+    """SIGTERM: the worker finishes the task it is running, up to ``timeout`` seconds; then SIGKILL (which rolls an
+    import back: it is one transaction)."""
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(5)
+
+
 def serve(host, port, processes, threads):
     """``make run``: serve var/'s databases with mod_wsgi-express until interrupted."""
     var_dir = Path(os.environ.get("CONSOLE_VAR_DIR", REPO / "var")).resolve()
@@ -419,16 +445,20 @@ def serve(host, port, processes, threads):
         server = Server(runtime, work_dir / "server", env=env, host=host, port=port)
         server.processes, server.threads = processes, threads
         server.start()
+        worker = None
         # `kill <pid>` stops the server as Ctrl-C does: it runs in a session of its own and would be left behind.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             seconds = server.wait_ready()
+            worker = start_worker(runtime.python, runtime.code, env, runtime.user)
             who = f" as {runtime.user}" if runtime.user else ""
             print(f"mod_wsgi-express, daemon mode, {processes} processes{who}: ready in {seconds:.1f}s (Ctrl-C stops).")
+            print(f"Background worker (big imports and exports): manage.py db_worker, pid {worker.pid}.")
             server.process.wait()
         except KeyboardInterrupt:
             pass
         finally:
+            stop_worker(worker)
             server.stop()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

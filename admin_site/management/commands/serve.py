@@ -1,11 +1,12 @@
 """``manage.py serve``: the console under Apache + mod_wsgi-express in daemon mode, as ``make run`` starts it."""
 
 import os
+import sys
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from admin_site.express import REPO, Unavailable, serve
+from admin_site.express import REPO, Unavailable, serve, start_worker, stop_worker
 
 
 class Command(BaseCommand):
@@ -24,4 +25,9 @@ class Command(BaseCommand):
             self.stdout.write(f"NOTE: {reason}; serving with Django's development server instead.")
             self.stdout.flush()
             os.chdir(REPO)
-            call_command("runserver", f"{host}:{port}", use_reloader=False)
+            worker = start_worker(sys.executable, REPO, os.environ.copy())
+            self.stdout.write(f"Background worker (big imports and exports): manage.py db_worker, pid {worker.pid}.")
+            try:
+                call_command("runserver", f"{host}:{port}", use_reloader=False)
+            finally:
+                stop_worker(worker)
