@@ -29,7 +29,7 @@ from admin_site.models import BackgroundTransfer, TransferRecord
 from admin_site.transfers import imports, tasks
 from admin_site.transfers.formats import IMPORT_FORMATS
 from admin_site.transfers.resources import DatabaseModelResource
-from admin_site.transfers.uploads import export_dir, upload_dir
+from admin_site.transfers.uploads import export_dir, sweep, upload_dir
 from console.customers.models import Customer
 from tests.conftest import ALL_DATABASES
 from tests.utils import admin_url, capture_queries, form_data
@@ -336,12 +336,15 @@ def test_a_big_export_keeps_the_lists_filters(root_client):
     assert body.count("Exported") == 27 and ",IT," not in body
 
 
-def test_an_expired_export_file_is_a_404_not_a_500(root_client):
+def test_export_files_are_swept_like_uploads_and_then_a_404_not_a_500(root_client):
     seed(30)
     job = job_of(export(root_client, "customers"))
     run_worker()
     job.refresh_from_db()
-    (export_dir() / job.stored_name).unlink()
+    sweep()
+    assert (export_dir() / job.stored_name).is_file(), "a fresh export stays"
+    sweep(older_than=-1)
+    assert not (export_dir() / job.stored_name).exists()
     assert root_client.get(admin_url("customers", Customer, "transfer_download", job.pk)).status_code == 404
 
 

@@ -32,10 +32,11 @@ def upload_dir():
     return path
 
 
-def export_dir():
+def export_dir(create=True):
     """Where finished background exports wait for download: ``CONSOLE_EXPORT_DIR``, by default beside the uploads."""
     path = Path(getattr(settings, "CONSOLE_EXPORT_DIR", None) or upload_dir().parent / "exports")
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if create:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
@@ -102,7 +103,8 @@ def sweep(older_than=None):
     fail_stale_transfers()
     limit = time.time() - (max_age() if older_than is None else older_than)
     removed = 0
-    for path in [*upload_dir().iterdir(), *export_dir().iterdir()]:
+    exports = export_dir(create=False)  # made by the first background export, by the worker
+    for path in [*upload_dir().iterdir(), *(exports.iterdir() if exports.is_dir() else ())]:
         try:
             if path.is_file() and path.stat().st_mtime < limit:
                 path.unlink()

@@ -211,7 +211,7 @@ def console(request):
         option_file = work / "mariadb.cnf"
         shutil.copyfile(db.option_file, option_file)
         runtime.give(option_file, 0o600)
-        for name in ("var", "imports"):
+        for name in ("var", "imports", "exports"):
             (work / name).mkdir()
             runtime.give(work / name, 0o700)
         password = secrets.token_urlsafe(12)
