@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
 from django.test import Client
 from django_tasks_db.management.commands.db_worker import Worker
 
@@ -31,6 +32,7 @@ from admin_site.transfers.formats import IMPORT_FORMATS
 from admin_site.transfers.resources import DatabaseModelResource
 from admin_site.transfers.uploads import export_dir, sweep, upload_dir
 from console.customers.models import Customer
+from console.profiles.models import Team
 from tests.conftest import ALL_DATABASES
 from tests.utils import admin_url, capture_queries, form_data
 
@@ -167,6 +169,26 @@ def test_big_files_of_every_format_are_counted_and_previewed_by_the_worker(root_
     run_worker()
     job.refresh_from_db()
     assert (job.status, job.report["totals"]["new"]) == ("previewed", 12)
+
+
+def test_an_import_into_the_users_database_goes_to_the_worker_except_on_sqlite(root_client):
+    """On SQLite the import would hold the users file's one write lock, which its progress needs."""
+    content = ("name,description\n" + "".join(f"Team {i},\n" for i in range(12))).encode()
+    response = root_client.post(
+        admin_url("users", Team, "import"),
+        {"format": FORMAT["csv"], "import_file": SimpleUploadedFile("teams.csv", content)},
+    )
+    if connections["users"].vendor == "sqlite":
+        assert response.status_code == 200 and b"12 new" in response.content
+        assert not BackgroundTransfer.objects.exists()
+        return
+    job = job_of(response)
+    run_worker()
+    root_client.post(admin_url("users", Team, "transfer_confirm", job.pk))
+    run_worker()
+    job.refresh_from_db()
+    assert job.status == "done", job.message
+    assert Team.objects.using("users").count() == 12
 
 
 def test_a_small_file_is_still_previewed_in_the_request(root_client):

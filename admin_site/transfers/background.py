@@ -22,6 +22,7 @@ from uuid import uuid4
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import connections, router
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -45,6 +46,18 @@ def import_threshold():
 
 def export_threshold():
     return getattr(settings, "CONSOLE_BACKGROUND_EXPORT_ROWS", 20_000)
+
+
+def can_import_in_background(alias):
+    """Whether an import into ``alias`` can run in the worker while its progress is written.
+
+    The progress goes to the users database from a second connection.  An
+    import into that same database on SQLite holds the file's one write lock
+    for its whole transaction, so the progress could not be written: such an
+    import (the embedded default's users panel) stays in the request.
+    """
+    home = router.db_for_write(BackgroundTransfer)
+    return alias != home or connections[alias].vendor != "sqlite"
 
 
 def estimate_rows(upload, file_format):
@@ -217,6 +230,8 @@ def confirm_view(admin, request, pk):
 
 def download_view(admin, request, pk):
     """The finished export's file, until the sweep removes it (``CONSOLE_IMPORT_MAX_AGE``)."""
+    if not admin.has_export_permission(request):
+        raise PermissionDenied
     job = visible_transfer(admin, request, pk)
     if job.stage != BackgroundTransfer.Stage.EXPORT or job.status != Status.DONE:
         raise Http404("This export has no file.")

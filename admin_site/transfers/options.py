@@ -208,6 +208,8 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
 
     def background_import(self, request):
         """Queue the preview of a big upload and answer with its progress page; None for a file the request handles."""
+        if not background.can_import_in_background(self.admin_site.alias):
+            return None
         form = self.create_import_form(request)
         if not form.is_valid():
             return None  # the stock view shows the form's errors
