@@ -192,6 +192,8 @@ def test_an_import_into_the_users_database_goes_to_the_worker_except_on_sqlite(r
 
 
 def test_a_small_file_is_still_previewed_in_the_request(root_client):
+    form = root_client.get(admin_url("customers", Customer, "import"))
+    assert "more than 5 rows is checked and imported by the background worker" in form.content.decode()
     response = upload(root_client, "customers", customers_csv(5))
     assert response.status_code == 200
     assert b"5 new" in response.content

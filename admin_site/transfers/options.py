@@ -237,7 +237,13 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             super().add_data_read_fail_error_to_form(form, e)
 
     def get_import_context_data(self, **kwargs):
-        return {**super().get_import_context_data(**kwargs), "preview_rows": PREVIEW_ROWS}
+        return {
+            **super().get_import_context_data(**kwargs),
+            "preview_rows": PREVIEW_ROWS,
+            "background_rows": background.import_threshold()
+            if background.can_import_in_background(self.admin_site.alias)
+            else None,
+        }
 
     @method_decorator(require_POST)
     def process_import(self, request, **kwargs):
