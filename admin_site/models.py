@@ -131,7 +131,8 @@ class BackgroundTransfer(models.Model):
     file_format = models.CharField(max_length=16, blank=True)
     #: The stored upload (``SharedUploadStorage`` name) or the finished export's file name.
     stored_name = models.CharField(max_length=100, blank=True)
-    #: The export's query (a pickled ``QuerySet.query``, Django's documented way to rebuild a queryset)
+    #: The export's query (a pickled ``QuerySet.query``, Django's documented way to rebuild a queryset,
+    #: sealed with an HMAC: ``transfers.tasks.seal_query``)
     #: and the columns chosen on the form.
     query = models.BinaryField(null=True, blank=True)
     options = models.JSONField(default=dict, blank=True)

@@ -348,6 +348,23 @@ def test_a_big_export_is_written_by_the_worker_and_downloaded_from_its_page(root
     assert (record.kind, record.database, record.outcome, record.rows_total) == ("export", "customers", "success", 30)
 
 
+def test_a_stored_export_query_that_was_tampered_with_is_never_unpickled(root_client, monkeypatch):
+    seed(30)
+    job = job_of(export(root_client, "customers"))
+    tampered = bytearray(job.query)
+    tampered[-5] ^= 0xFF  # a change to the pickle behind the seal
+    BackgroundTransfer.objects.filter(pk=job.pk).update(query=bytes(tampered))
+    unpickled = []
+    monkeypatch.setattr(tasks.pickle, "loads", lambda data: unpickled.append(data))
+
+    run_worker()
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert unpickled == []
+    assert not (export_dir() / job.stored_name).exists()
+
+
 def test_a_big_export_keeps_the_lists_filters(root_client):
     seed(30)
     Customer.objects.using("customers").filter(name__endswith="7").update(country="IT")

@@ -14,7 +14,6 @@ exist.
 """
 
 import datetime
-import pickle
 import re
 import zipfile
 from uuid import uuid4
@@ -31,7 +30,7 @@ from django.utils import timezone
 from admin_site.models import BackgroundTransfer
 from admin_site.transfers.formats import FileFormatError, check_xlsx
 from admin_site.transfers.records import fail_stale_background
-from admin_site.transfers.tasks import run_transfer
+from admin_site.transfers.tasks import run_transfer, seal_query
 from admin_site.transfers.uploads import SharedUploadStorage, export_dir
 
 Status = BackgroundTransfer.Status
@@ -138,7 +137,7 @@ def start_export(admin, request, queryset, *, rows, file_name, file_format, fiel
         file_name=file_name[:255],
         file_format=file_format,
         stored_name=f"{uuid4().hex}-{int(request.user.pk)}",
-        query=pickle.dumps(queryset.query),
+        query=seal_query(queryset.query),
         options={"fields": fields, "resource": resource},
     )
 

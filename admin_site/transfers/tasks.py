@@ -18,6 +18,7 @@ import threading
 from django.apps import apps
 from django.db import DatabaseError, connections
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django_tasks import task
 
 from admin_site.models import BackgroundTransfer
@@ -206,11 +207,34 @@ def confirm(job, beat):
     return (Status.REJECTED if summary.problems else Status.DONE), {"report": report}
 
 
+#: Salt of the HMAC that seals a stored export query (``seal_query``).
+QUERY_SALT = "admin_site.transfers.tasks.export-query"
+
+
+def seal_query(query):
+    """``query`` pickled, behind an HMAC of ``SECRET_KEY``: the worker unpickles only what a request wrote.
+
+    The row sits in the users database; without the seal, anyone able to write that table could have
+    the worker unpickle (run) whatever they stored.
+    """
+    data = pickle.dumps(query)
+    return salted_hmac(QUERY_SALT, data, algorithm="sha256").digest() + data
+
+
+def open_query(sealed):
+    """The query ``seal_query`` stored; ``ValueError`` when its seal does not match (never unpickled then)."""
+    sealed = bytes(sealed)
+    mac, data = sealed[:32], sealed[32:]
+    if not constant_time_compare(mac, salted_hmac(QUERY_SALT, data, algorithm="sha256").digest()):
+        raise ValueError("The stored export query is not one this console wrote.")
+    return pickle.loads(data)  # noqa: S301 - sealed by this console's SECRET_KEY (seal_query)
+
+
 def export(job, beat):
     """Write the export into ``export_dir()``, audited; a cancel or failure leaves no file."""
     model = apps.get_model(job.model)
     queryset = model._default_manager.using(job.database).all()
-    queryset.query = pickle.loads(job.query)  # noqa: S301 -- written by this console's own request, never user input
+    queryset.query = open_query(job.query)
     path = export_dir() / job.stored_name
     partial = path.with_name(path.name + ".part")
     with using_database(job.database):
