@@ -8,6 +8,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html
 
 import admin_site
 from admin_site.changelists.filters import ColumnValuesFieldListFilter, RelatedIdFieldListFilter
@@ -116,9 +117,17 @@ class VipCustomerAdmin(CustomerAdmin):
 
 @admin_site.register(BusinessCustomer)
 class BusinessCustomerAdmin(CustomerAdmin):
-    list_display = ["company_name", "name", "email", "vat_number", "employees", "country", "status"]
+    #: One column for the company and its contact: they are mostly the same name (the demo's always are).
+    list_display = ["company", "email", "vat_number", "employees", "country", "status"]
     search_fields = ["company_name", "name", "email", "vat_number"]
     fieldsets = [("Company", {"fields": ["company_name", "vat_number", "employees"]}), *CustomerAdmin.fieldsets]
+
+    @admin.display(description="company", ordering="company_name")
+    def company(self, obj):
+        """The company name, and under it the customer's name when that differs."""
+        if obj.name and obj.name != obj.company_name:
+            return format_html("{}<br><small>{}</small>", obj.company_name, obj.name)
+        return obj.company_name
 
 
 class OrderLineInline(DatabaseTabularInline):

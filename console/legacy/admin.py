@@ -73,6 +73,7 @@ class VOpenInvoicesAdmin(ReadOnlyAdminMixin, DatabaseModelAdmin):
 class ItemmastAdmin(DatabaseModelAdmin):
     """MySQL-only types: ENUM as a select, SET as checkboxes, zero dates shown empty and kept (``legacy.fields``)."""
 
+    #: Without "sort order" (on the change form), so the list fits a 1280 px window.
     list_display = [
         "itemno",
         "descr",
@@ -81,7 +82,6 @@ class ItemmastAdmin(DatabaseModelAdmin):
         "taxable",
         "serial",
         "unit_price",
-        "order",
         "created",
         "lastsold",
     ]
