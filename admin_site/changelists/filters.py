@@ -20,9 +20,14 @@ from django.utils.translation import gettext_lazy as _
 from admin_site.changelists.values import column_value
 from admin_site.pinning import using_database
 
+#: Django's list of links, or one select when there are more than 15 values (cities, tags).
+SELECT_TEMPLATE = "admin/filter_select.html"
+
 
 class DatabaseRelatedFieldListFilter(filters.RelatedFieldListFilter):
     """``Field.get_choices`` has no ``using``: evaluate it with the panel pinned."""
+
+    template = SELECT_TEMPLATE
 
     def field_choices(self, field, request, model_admin):
         with using_database(model_admin.admin_site.alias):
@@ -32,6 +37,8 @@ class DatabaseRelatedFieldListFilter(filters.RelatedFieldListFilter):
 class DatabaseRelatedOnlyFieldListFilter(filters.RelatedOnlyFieldListFilter):
     """Inner pk subquery and outer choices query on one database (else a 500)."""
 
+    template = SELECT_TEMPLATE
+
     def field_choices(self, field, request, model_admin):
         with using_database(model_admin.admin_site.alias):
             return super().field_choices(field, request, model_admin)
@@ -39,6 +46,8 @@ class DatabaseRelatedOnlyFieldListFilter(filters.RelatedOnlyFieldListFilter):
 
 class DatabaseAllValuesFieldListFilter(filters.AllValuesFieldListFilter):
     """Across a relation the values come from ``parent_model._default_manager``."""
+
+    template = SELECT_TEMPLATE
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
@@ -114,6 +123,8 @@ class ColumnValuesFieldListFilter(filters.AllValuesFieldListFilter):
     Django's all-values filter takes them from the admin's queryset, which on a
     proxy with a filtered manager reads every row the manager keeps.
     """
+
+    template = SELECT_TEMPLATE
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
