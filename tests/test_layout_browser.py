@@ -96,12 +96,14 @@ def changelists():
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_every_list_change_form_and_the_import_preview_fit_1280px(live_server, client, superuser, demo_data):
     executable, sync_playwright = chromium()
+    from admin_site.models import TransferRecord
     from console.customers.models import Customer
 
     client.force_login(superuser)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     lists = changelists()
     customers_import = reverse("customers:customers_customer_import")
+    transfers = reverse("users:admin_site_transferrecord_changelist")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     measured = {}
     profile = tempfile.mkdtemp(prefix="layout-chromium-")
@@ -146,12 +148,17 @@ def test_every_list_change_form_and_the_import_preview_fit_1280px(live_server, c
             assert page.locator("input[name=import_file_name]").count(), "the import preview offered no confirm"
             measured["customers-import-preview"] = page.evaluate(MEASURE)
             page.screenshot(path=str(ARTIFACTS / "customers-import-preview.png"), full_page=True)
+            # Confirmed, the import leaves a transfer record: its list, with a row, fits too.
+            page.locator("input[name=confirm]").click()
+            page.wait_for_load_state()
+            measure("users-transferrecord-after-import", transfers)
         finally:
             context.close()
     shutil.rmtree(profile, ignore_errors=True)
     (ARTIFACTS / "widths.json").write_text(json.dumps(measured, indent=1, sort_keys=True))
 
-    assert Customer.objects.using("customers").count() == 120  # the preview wrote nothing
+    assert Customer.objects.using("customers").count() == 128  # the 8 rows of customers.csv, confirmed
+    assert TransferRecord.objects.using("users").exists()  # so its list was measured with a row
     city_rows = Customer.objects.using("customers").filter(addresses__city=chosen).distinct().count()
     assert city_rows and f"addresses__city={chosen}".replace(" ", "+") in city_page.replace("%20", "+")
     pages = {label for _panel, label, _url in lists}
