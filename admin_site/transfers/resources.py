@@ -443,14 +443,11 @@ class DatabaseModelResource(resources.ModelResource):
         """
         if not self._key_in_file:
             return None
-        for name in self.get_import_id_fields():
-            field = self.fields[name]
-            try:
-                field.clean(row)
-            except (ValueError, ArithmeticError) as error:  # decimal.InvalidOperation is an ArithmeticError
-                message = "Enter a whole number." if isinstance(error, ArithmeticError) else str(error)
-                raise ValidationError({field.attribute or name: message}) from None
-        instance = super().get_instance(instance_loader, row)
+        try:
+            instance = super().get_instance(instance_loader, row)
+        except (ValueError, ArithmeticError):  # decimal.InvalidOperation is an ArithmeticError
+            self.raise_unreadable_key(row)
+            raise
         if instance is not None and self.row_states is not None:
             fields = [f.attribute for f in self.get_import_fields() if f.attribute and "__" not in f.attribute]
             concrete = [
@@ -458,6 +455,19 @@ class DatabaseModelResource(resources.ModelResource):
             ]
             self.row_states.visit(instance, concrete)
         return instance
+
+    def raise_unreadable_key(self, row):
+        """A ``ValidationError`` naming the first key column of ``row`` its widget cannot read, if there is one.
+
+        Called only after the lookup failed, so a good row's key is cleaned once, by import-export.
+        """
+        for name in self.get_import_id_fields():
+            field = self.fields[name]
+            try:
+                field.clean(row)
+            except (ValueError, ArithmeticError) as error:
+                message = "Enter a whole number." if isinstance(error, ArithmeticError) else str(error)
+                raise ValidationError({field.attribute or name: message}) from None
 
     def after_init_instance(self, instance, new, row, **kwargs):
         """Note the stored values of an existing row, for ``skip_row`` to compare the file's with."""
