@@ -33,7 +33,19 @@ def is_zero(value):
     return isinstance(value, str) and (value[:4] == "0000" or value[5:7] == "00" or value[8:10] == "00")
 
 
-class ZeroDateField(models.DateField):
+class ZeroWhenNone:
+    """Writes ``None`` as the column's zero date (``zero``) on MySQL, whose column is ``NOT NULL``; NULL elsewhere."""
+
+    zero = None
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        value = super().get_db_prep_value(value, connection, prepared)
+        if value is None and connection.vendor == "mysql":
+            return self.zero
+        return value
+
+
+class ZeroDateField(ZeroWhenNone, models.DateField):
     """A ``DATE`` column that holds MySQL zero dates: read as ``None`` (shown empty), ``None`` written as the zero date.
 
     Declare it ``null=True, blank=True``: on MySQL the column is ``NOT NULL DEFAULT
@@ -50,14 +62,8 @@ class ZeroDateField(models.DateField):
             return parse_date(value)
         return value
 
-    def get_db_prep_value(self, value, connection, prepared=False):
-        value = super().get_db_prep_value(value, connection, prepared)
-        if value is None and connection.vendor == "mysql":
-            return self.zero
-        return value
 
-
-class ZeroDateTimeField(models.DateTimeField):
+class ZeroDateTimeField(ZeroWhenNone, models.DateTimeField):
     """A ``DATETIME`` column that holds MySQL zero dates; see ``ZeroDateField``.
 
     Its internal type is its own: Django's MySQL backend converts every
@@ -81,12 +87,6 @@ class ZeroDateTimeField(models.DateTimeField):
             value = parse_datetime(value)
         if isinstance(value, datetime.datetime) and settings.USE_TZ and timezone.is_naive(value):
             value = timezone.make_aware(value, connection.timezone)
-        return value
-
-    def get_db_prep_value(self, value, connection, prepared=False):
-        value = super().get_db_prep_value(value, connection, prepared)
-        if value is None and connection.vendor == "mysql":
-            return self.zero
         return value
 
 
