@@ -9,9 +9,6 @@ Screenshots go to ``test-artifacts/layout/``.
 """
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,13 +19,12 @@ from django.db import connections
 from django.urls import reverse
 
 from admin_site.sites import all_sites
+from tests.browser import WIDTH, chromium
 from tests.conftest import ALL_DATABASES
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "layout"
 CUSTOMERS_CSV = REPO / "console" / "demo" / "files" / "customers.csv"
-WIDTH, HEIGHT = 1280, 900
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"]
 
 #: Page width, and every table header cell whose right edge is past the window (text, right edge).
 MEASURE = """() => {
@@ -50,23 +46,6 @@ MEASURE = """() => {
         .map(([text, right]) => [text, right]);
     return {width, scrollWidth: document.documentElement.scrollWidth, clipped};
 }"""
-
-
-def missing(reason):
-    if os.environ.get("CONSOLE_E2E_REQUIRED") == "1":
-        pytest.fail(f"{reason} (CONSOLE_E2E_REQUIRED=1: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
-
-
-def chromium():
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not shutil.which(executable):
-        missing("chromium not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install -r requirements-dev.txt)")
-    return executable, sync_playwright
 
 
 @pytest.fixture
@@ -95,7 +74,6 @@ def changelists():
 
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_every_list_change_form_and_the_import_preview_fit_1280px(live_server, client, superuser, demo_data):
-    executable, sync_playwright = chromium()
     from admin_site.models import TransferRecord
     from console.customers.models import Customer
 
@@ -106,18 +84,8 @@ def test_every_list_change_form_and_the_import_preview_fit_1280px(live_server, c
     transfers = reverse("users:admin_site_transferrecord_changelist")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     measured = {}
-    profile = tempfile.mkdtemp(prefix="layout-chromium-")
     # Playwright's loop runs while the browser is open: no ORM call in this block (Django refuses them).
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=executable,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            base_url=live_server.url,
-            viewport={"width": WIDTH, "height": HEIGHT},
-        )
-        context.set_default_timeout(20_000)
+    with chromium(live_server.url) as context:
         context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
         page = context.pages[0] if context.pages else context.new_page()
 
@@ -127,34 +95,30 @@ def test_every_list_change_form_and_the_import_preview_fit_1280px(live_server, c
             measured[label] = page.evaluate(MEASURE)
             page.screenshot(path=str(ARTIFACTS / f"{label}.png"), full_page=True)
 
-        try:
-            for _panel, label, url in lists:
-                measure(label, url)
-                link = page.locator("#result_list tbody tr a[href]").first
-                if link.count():
-                    measure(f"{label}-change", link.get_attribute("href"))
-            # "By city" has more than 15 values: a select, and choosing one goes to that city's list.
-            page.goto(reverse("customers:customers_customer_changelist"))
-            city = page.locator('details[data-filter-title="city"] select.filter-select')
-            chosen = city.locator("option").nth(3).inner_text()
-            city.select_option(label=chosen)
-            page.wait_for_url("**addresses__city=*")
-            city_page = page.url
-            page.goto(customers_import)
-            page.set_input_files("input[name=import_file]", str(CUSTOMERS_CSV))
-            page.select_option("select[name=format]", label="csv")
-            page.locator("#content form [type=submit]").first.click()
-            page.wait_for_load_state()
-            assert page.locator("input[name=import_file_name]").count(), "the import preview offered no confirm"
-            measured["customers-import-preview"] = page.evaluate(MEASURE)
-            page.screenshot(path=str(ARTIFACTS / "customers-import-preview.png"), full_page=True)
-            # Confirmed, the import leaves a transfer record: its list, with a row, fits too.
-            page.locator("input[name=confirm]").click()
-            page.wait_for_load_state()
-            measure("users-transferrecord-after-import", transfers)
-        finally:
-            context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+        for _panel, label, url in lists:
+            measure(label, url)
+            link = page.locator("#result_list tbody tr a[href]").first
+            if link.count():
+                measure(f"{label}-change", link.get_attribute("href"))
+        # "By city" has more than 15 values: a select, and choosing one goes to that city's list.
+        page.goto(reverse("customers:customers_customer_changelist"))
+        city = page.locator('details[data-filter-title="city"] select.filter-select')
+        chosen = city.locator("option").nth(3).inner_text()
+        city.select_option(label=chosen)
+        page.wait_for_url("**addresses__city=*")
+        city_page = page.url
+        page.goto(customers_import)
+        page.set_input_files("input[name=import_file]", str(CUSTOMERS_CSV))
+        page.select_option("select[name=format]", label="csv")
+        page.locator("#content form [type=submit]").first.click()
+        page.wait_for_load_state()
+        assert page.locator("input[name=import_file_name]").count(), "the import preview offered no confirm"
+        measured["customers-import-preview"] = page.evaluate(MEASURE)
+        page.screenshot(path=str(ARTIFACTS / "customers-import-preview.png"), full_page=True)
+        # Confirmed, the import leaves a transfer record: its list, with a row, fits too.
+        page.locator("input[name=confirm]").click()
+        page.wait_for_load_state()
+        measure("users-transferrecord-after-import", transfers)
     (ARTIFACTS / "widths.json").write_text(json.dumps(measured, indent=1, sort_keys=True))
 
     assert Customer.objects.using("customers").count() == 128  # the 8 rows of customers.csv, confirmed

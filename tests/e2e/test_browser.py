@@ -8,56 +8,22 @@ key pages go to ``test-artifacts/`` (``browser-*.png``).
 
 import csv
 import io
-import shutil
-import tempfile
 import uuid
 
 import pytest
 
-from tests.e2e.conftest import PANELS, missing
+from tests.browser import chromium
+from tests.e2e.conftest import PANELS
 
 CUSTOMERS = "/customers/customers/customer/"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    # This machine's network is closed: without these, Chromium's own background traffic gets refused connections.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @pytest.fixture(scope="module")
 def page(console):
     """One Chromium tab on a fresh profile.  Module-scoped: Playwright's event loop must be gone before
     anything else in this process talks to Django's database layer (it refuses to run inside a loop)."""
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not shutil.which(executable):
-        missing("chromium not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install -r requirements-dev.txt)")
-    profile = tempfile.mkdtemp(prefix="e2e-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=executable,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            accept_downloads=True,
-            base_url=console.url,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(20_000)
-        try:
-            yield context.pages[0] if context.pages else context.new_page()
-        finally:
-            context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+    with chromium(console.url, accept_downloads=True) as context:
+        yield context.pages[0] if context.pages else context.new_page()
 
 
 @pytest.fixture
@@ -73,20 +39,26 @@ def banner(page):
     return band.get_attribute("data-database"), band.inner_text()
 
 
+def log_in(page, console, panel, username="e2e-admin"):
+    """Password, then the second factor every panel of the e2e server asks for (the fixture device's code)."""
+    if "/login/" not in page.url:
+        page.goto(f"/{panel}/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", console.password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**/{panel}/otp/verify/**")
+    page.fill("#id_code", console.otp_code(username))
+    page.click("#otp-form input[type=submit]")
+    page.wait_for_url(f"**/{panel}/")
+
+
 def test_a_session_in_chromium(console, page, shot):
     # Log in on the customers panel.
     page.goto("/customers/")
     assert "/customers/login/" in page.url
     assert banner(page)[0] == "customers"
     shot("01-login")
-    page.fill("#id_username", "e2e-admin")
-    page.fill("#id_password", console.password)
-    page.click("input[type=submit]")
-    # Every panel asks for the second factor: the current code of the fixture's device (pyotp).
-    page.wait_for_url("**/customers/otp/verify/**")
-    page.fill("#id_code", console.otp_code("e2e-admin"))
-    page.click("#otp-form input[type=submit]")
-    page.wait_for_url("**/customers/")
+    log_in(page, console, "customers")
 
     # The console home, then every panel with its database banner.
     page.goto("/")
