@@ -10,7 +10,8 @@ and hints, imports no models.
 from django.conf import settings
 
 from admin_site.conf import panel_apps
-from admin_site.pinning import pinned_database
+from admin_site.pinning import pinned_database, read_database
+from admin_site.replicas import primary_of
 
 
 def app_label_of(model):
@@ -31,7 +32,7 @@ class PanelRouter:
             self._panels, self._holders = panels, panel_apps(panels)
         return self._holders
 
-    def db_for_read(self, model, **hints):
+    def db_for_write(self, model, **hints):
         """The pinned alias, the instance's database or the app's home, among the aliases holding the app."""
         aliases = self.holders.get(app_label_of(model))
         if not aliases:
@@ -42,15 +43,18 @@ class PanelRouter:
         if pinned in aliases:
             return pinned
         instance = hints.get("instance")
-        if instance is not None and instance._state.db in aliases:
-            return instance._state.db
+        if instance is not None and primary_of(instance._state.db) in aliases:
+            return primary_of(instance._state.db)  # a row read from a replica is written to its primary
         return aliases[0]
 
-    db_for_write = db_for_read
+    def db_for_read(self, model, **hints):
+        """Where a write would go, or one of its replicas when the running view may read one (``pinning``)."""
+        alias = self.db_for_write(model, **hints)
+        return alias and read_database(alias)
 
     def allow_relation(self, obj1, obj2, **hints):
-        """Relations only within one database: there are no cross-database joins."""
-        return obj1._state.db == obj2._state.db
+        """Relations only within one database (a replica counts as its primary): no cross-database joins."""
+        return primary_of(obj1._state.db) == primary_of(obj2._state.db)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         """An app's tables exist exactly in the aliases configured to hold it."""

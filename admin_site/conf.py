@@ -36,6 +36,46 @@ def env_var(alias):
     return f"CONSOLE_DB_{alias.upper()}"
 
 
+def replicas_var(alias):
+    """The environment variable that holds ``alias``'s replica URLs, space-separated."""
+    return f"CONSOLE_DB_{alias.upper()}_REPLICAS"
+
+
+def replica_alias(alias, number):
+    """The ``DATABASES`` entry of ``alias``'s replica number ``number`` (from 1)."""
+    return f"{alias}__replica{number}"
+
+
+#: Seconds to wait for a replica to accept a connection: a dead replica costs a page this much, once per
+#: health check, before its panel reads the primary instead.
+REPLICA_CONNECT_TIMEOUT = 2
+
+
+def replica_settings(panels, databases, environ=os.environ):
+    """Add each panel's replicas (``CONSOLE_DB_<ALIAS>_REPLICAS``) to ``databases``; return alias -> replica aliases.
+
+    A replica's connections are read-only for the session (MariaDB refuses any
+    write with error 1792), whatever the account may do: the routing decides
+    where reads go, and this makes a routing mistake fail instead of writing to
+    a copy that replication then overwrites.
+    """
+    replicas = {}
+    for alias in panels:
+        urls = environ.get(replicas_var(alias), "").split()
+        for number, url in enumerate(urls, start=1):
+            config = _tune(dj_database_url.parse(url))
+            if config["ENGINE"] != "django.db.backends.mysql":
+                raise ImproperlyConfigured(f"{replicas_var(alias)}: entry {number} is not a MySQL/MariaDB URL.")
+            options = config["OPTIONS"]
+            options["init_command"] = options["init_command"] + ", SESSION tx_read_only = 1"
+            options.setdefault("connect_timeout", REPLICA_CONNECT_TIMEOUT)
+            config["TEST"]["MIRROR"] = alias  # a test run makes no database on a replica
+            name = replica_alias(alias, number)
+            databases[name] = config
+            replicas.setdefault(alias, []).append(name)
+    return replicas
+
+
 def database_settings(panels, var_dir, environ=os.environ):
     """Return a ``DATABASES`` dict: an empty ``default`` plus one entry per panel.
 

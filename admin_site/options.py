@@ -18,7 +18,7 @@ from admin_site.changelists.options import BigTableListMixin
 from admin_site.changelists.values import column_value
 from admin_site.concurrency import StaleSaveAdminMixin, StaleSaveInlineMixin
 from admin_site.models import PanelLogEntry
-from admin_site.pinning import using_database
+from admin_site.pinning import allow_replica_reads, read_database, using_database
 from admin_site.secrets import is_secret
 from admin_site.transfers.options import DatabaseImportExportMixin
 
@@ -57,8 +57,11 @@ class DatabaseBoundMixin:
         return self.admin_site.alias
 
     def get_queryset(self, request):
-        """Changelist, object lookup, inline rows and autocomplete read the panel's alias."""
-        return super().get_queryset(request).using(self.alias)
+        """Changelist, object lookup, inline rows and autocomplete read the panel's alias.
+
+        A list may read one of its replicas (``pinning.read_database``); every other page reads the alias.
+        """
+        return super().get_queryset(request).using(read_database(self.alias))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         """Select/raw-id/autocomplete choices from the panel's alias."""
@@ -170,8 +173,12 @@ class DatabaseBindingMixin(DatabaseBoundMixin):
     def changelist_view(self, request, extra_context=None):
         """list_editable saves in the panel's transaction, its unique checks pinned (#4, #6).
 
-        Django validates and saves those rows inside ``atomic(router.db_for_write(model))``.
+        Django validates and saves those rows inside ``atomic(router.db_for_write(model))``.  A GET may read a
+        replica (``pinning.pin_view``), unless the list is a form (editable rows): a form is never built from a
+        copy that may lag.  A POST (actions, list saves) reads and writes the panel's alias.
         """
+        if not (self.list_editable and self.has_change_permission(request)):
+            allow_replica_reads()
         if request.method == "POST" and "_save" in request.POST:
             with using_database(self.alias), transaction.atomic(using=self.alias):
                 return super().changelist_view(request, extra_context)

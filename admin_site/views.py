@@ -13,13 +13,13 @@ from django.db import DatabaseError, connections
 from django.shortcuts import render
 from django.urls import reverse
 
-from admin_site import activity, second_factor, table_sizes
+from admin_site import activity, replicas, second_factor, table_sizes
 from admin_site.changes import viewable_models
 from admin_site.charts import daily_bars
 from admin_site.drift import known_drift, unmanaged_models
 from admin_site.outages import board, probe
 from admin_site.permissions import can_enter
-from admin_site.pinning import using_database
+from admin_site.pinning import reading_replicas, using_database
 from admin_site.sites import all_sites
 from admin_site.status import database_status
 
@@ -41,8 +41,9 @@ def home(request):
     panels = []
     for alias, site in sites.items():
         if can_enter(request.user, alias):
-            # Every query about this panel's data goes to its database (the pin), as on its own pages.
-            with using_database(alias):
+            # Every query about this panel's data goes to its database (the pin), as on its own pages, or to
+            # one of its healthy replicas that holds this user's writes.
+            with using_database(alias), reading_replicas(request.session):
                 panels.append(panel_summary(site, request, records_site))
     logout_site = next(iter(sites))
     context = {
@@ -78,6 +79,7 @@ def panel_summary(site, request, records_site):
         "url": reverse(f"{alias}:index"),
         "changes_url": reverse(f"{alias}:changes") if models else None,
         "status": status,
+        "replicas": replicas.states(alias),
         "tables": panel_tables(alias, app_list) if status["reachable"] else None,
         "drift": panel_drift(alias) if status["reachable"] else None,
         "changes": activity.last_changes(site, entries),

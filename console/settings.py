@@ -10,7 +10,7 @@ import datetime
 import os
 from pathlib import Path
 
-from admin_site.conf import cache_settings, database_settings
+from admin_site.conf import cache_settings, database_settings, replica_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var"))
@@ -56,6 +56,16 @@ CONSOLE_DATABASES = {
 }
 
 DATABASES = database_settings(CONSOLE_DATABASES, VAR_DIR)
+#: Panel alias -> its read replicas' aliases in DATABASES (``CONSOLE_DB_<ALIAS>_REPLICAS``, admin_site.replicas):
+#: lists and exports read a healthy replica that has this user's last write, everything else the panel's database.
+CONSOLE_REPLICAS = replica_settings(CONSOLE_DATABASES, DATABASES)
+#: A replica further behind its primary than this many seconds, or not replicating, is skipped.
+CONSOLE_REPLICA_MAX_LAG = float(os.environ.get("CONSOLE_REPLICA_MAX_LAG", 30))
+#: Seconds a replica's health is cached (in Django's cache, shared between processes when CONSOLE_CACHE_URL is set).
+CONSOLE_REPLICA_HEALTH_SECONDS = float(os.environ.get("CONSOLE_REPLICA_HEALTH_SECONDS", 5))
+#: After a user's write, how long a read waits for the replica to apply it (MASTER_GTID_WAIT) before reading
+#: the primary instead.
+CONSOLE_REPLICA_WAIT_SECONDS = float(os.environ.get("CONSOLE_REPLICA_WAIT_SECONDS", 0.5))
 DATABASE_ROUTERS = ["routers.PanelRouter"]
 
 # Each server process's own memory by default; CONSOLE_CACHE_URL=redis://host:6379/0 shares one

@@ -36,12 +36,16 @@ CREATE USER IF NOT EXISTS 'console_test'@'127.0.0.1' IDENTIFIED BY '$password';
 CREATE USER IF NOT EXISTS 'console_test'@'localhost' IDENTIFIED BY '$password';
 ALTER USER 'console_test'@'127.0.0.1' IDENTIFIED BY '$password';
 ALTER USER 'console_test'@'localhost' IDENTIFIED BY '$password';
-GRANT ALL PRIVILEGES ON \`test\\_%\`.* TO 'console_test'@'127.0.0.1', 'console_test'@'localhost';
-GRANT ALL PRIVILEGES ON \`console\\_%\`.* TO 'console_test'@'127.0.0.1', 'console_test'@'localhost';
-GRANT PROCESS ON *.* TO 'console_test'@'127.0.0.1', 'console_test'@'localhost';
 SQL
     umask 077
     printf '[client]\nuser=console_test\npassword=%s\n' "$password" > "$cnf"
 fi
+# Every time, so a user made by an older checkout gets what this one needs. SLAVE MONITOR: the replica health
+# check reads SHOW SLAVE STATUS (admin_site.replicas), as the console's account on a real replica must.
+mysql --user=root <<SQL
+GRANT ALL PRIVILEGES ON \`test\\_%\`.* TO 'console_test'@'127.0.0.1', 'console_test'@'localhost';
+GRANT ALL PRIVILEGES ON \`console\\_%\`.* TO 'console_test'@'127.0.0.1', 'console_test'@'localhost';
+GRANT PROCESS, SLAVE MONITOR ON *.* TO 'console_test'@'127.0.0.1', 'console_test'@'localhost';
+SQL
 can_login || { echo "ERROR: the test user cannot log in to MariaDB at $host:$port" >&2; exit 1; }
 echo "export CONSOLE_TEST_DATABASE_URL='mysql://$host:$port/?read_default_file=$cnf'"

@@ -46,6 +46,9 @@ if TEST_DATABASE_URL:
         # A request per test would otherwise keep connections open across the suite.
         DATABASES[_alias]["CONN_MAX_AGE"] = 0
 
+# Replicas come only from the tests that add one (tests/test_replicas.py), never from this shell's environment.
+CONSOLE_REPLICAS = {}
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # This process's memory, whatever CONSOLE_CACHE_URL says: a shared Redis would carry entries between runs.

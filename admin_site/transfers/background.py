@@ -27,6 +27,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from admin_site import replicas
 from admin_site.models import BackgroundTransfer
 from admin_site.transfers.formats import FileFormatError, check_xlsx
 from admin_site.transfers.records import fail_stale_background
@@ -138,7 +139,8 @@ def start_export(admin, request, queryset, *, rows, file_name, file_format, fiel
         file_format=file_format,
         stored_name=f"{uuid4().hex}-{int(request.user.pk)}",
         query=seal_query(queryset.query),
-        options={"fields": fields, "resource": resource},
+        # The worker reads a replica only once it holds this user's last writes (admin_site.replicas).
+        options={"fields": fields, "resource": resource, "positions": replicas.positions(request.session)},
     )
 
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 
+from admin_site.pinning import allow_replica_reads, read_database
 from admin_site.transfers import background
 from admin_site.transfers.exports import stream_export, xlsx_max_rows
 from admin_site.transfers.exports.framing import frame_chunks_if_relayed
@@ -346,9 +347,13 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
         return False
 
     def export_action(self, request):
-        """The export form; a valid one streams the file (stock builds the whole file in memory first)."""
+        """The export form; a valid one streams the file (stock builds the whole file in memory first).
+
+        An export only reads the panel's rows: from a replica when one is healthy (``admin_site.replicas``).
+        """
         if not self.has_export_permission(request):
             raise PermissionDenied
+        allow_replica_reads(("GET", "HEAD", "POST"))
         formats = self.get_export_formats()
         queryset = self.get_export_queryset(request)
         form = self.get_export_form_class()(
@@ -400,7 +405,7 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             # A table someone else owns may have changed under its model: read its first row here, in the
             # view, so that a gone table or column is the drift page (admin_site.drift), not a download
             # that ends cleanly after its header row.
-            list(queryset.using(self.admin_site.alias)[:1])
+            list(queryset.using(read_database(self.admin_site.alias))[:1])
         export = stream_export(resource, queryset, name, selected_fields=fields)
         if export.notice:
             messages.warning(request, export.notice)

@@ -21,8 +21,9 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django_tasks import task
 
+from admin_site import replicas
 from admin_site.models import BackgroundTransfer
-from admin_site.pinning import using_database
+from admin_site.pinning import reading_replicas, using_database
 from admin_site.transfers.exports import stream_export
 from admin_site.transfers.formats import FileFormatError
 from admin_site.transfers.imports import read_dataset, run_import
@@ -237,7 +238,8 @@ def export(job, beat):
     queryset.query = open_query(job.query)
     path = export_dir() / job.stored_name
     partial = path.with_name(path.name + ".part")
-    with using_database(job.database):
+    positions = replicas.as_session(job.options.get("positions", {}))
+    with using_database(job.database), reading_replicas(positions):
         stream = stream_export(
             resource(job, lambda admin: admin.get_export_resource_classes(None)),
             queryset,

@@ -51,7 +51,7 @@ from openpyxl import Workbook
 
 from admin_site.adapters.django import is_model_queryset
 from admin_site.adapters.openpyxl import discard_sheet, sheet_file
-from admin_site.pinning import pinned_iterator, using_database
+from admin_site.pinning import pinned_iterator, read_database, using_database
 from admin_site.transfers.exports.cells import CSV, NATIVE, TEXT, escape_formula, text_cell
 from admin_site.transfers.exports.rows import _Plan, open_stream_connection
 
@@ -119,9 +119,11 @@ def stream_export(resource, queryset, file_format, selected_fields=None):
     content_type, extension = FORMATS[file_format]
     export = Export(chunks=iter(()), content_type=content_type, extension=extension)
     with using_database(alias):
-        queryset = queryset.using(alias)
+        # The panel's database, or its replica where the running view reads one (admin_site.pinning).
+        reading = read_database(alias)
+        queryset = queryset.using(reading)
         resource.before_export(queryset)
-        queryset = resource.filter_export(queryset).using(alias)
+        queryset = resource.filter_export(queryset).using(reading)
         headers = resource.get_export_headers(selected_fields)
         plan = _Plan(resource, queryset, selected_fields)
         if file_format == "xlsx":

@@ -137,7 +137,8 @@ class _Plan:
     """The columns of one export and the query that feeds them."""
 
     def __init__(self, resource, queryset, selected_fields):
-        self.resource, self.queryset, self.alias = resource, queryset, resource.using
+        # Where the queryset reads: the panel's database or, for a list's export, one of its replicas.
+        self.resource, self.queryset, self.alias = resource, queryset, queryset.db
         self.selected_fields = selected_fields
         self.model = queryset.model
         self._limit = None
