@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, FieldError, PermissionDenied, ValidationError
 from django.db import Error as DatabaseDriverError
+from django.db import connections
 from django.forms import MultipleChoiceField, MultipleHiddenInput
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 
+from admin_site.changelists.values import column_value
 from admin_site.pinning import allow_replica_reads, read_database
 from admin_site.transfers import background
 from admin_site.transfers.exports import stream_export, xlsx_max_rows
@@ -327,8 +329,16 @@ class DatabaseImportExportMixin(ImportMixin, ExportActionMixin):
             ) from None
 
     def get_valid_export_item_pks(self, request):
-        """Only the selected pks that this panel's queryset holds (stock: the whole default table)."""
-        selected = request.POST.getlist("export_items")
+        """Only the selected pks that this panel's queryset holds (stock: the whole default table).
+
+        A selected key that no row can have (``abc``, past 64 bits) is a 400: it
+        reached the look-up unchecked and was a 500.
+        """
+        connection = connections[self.admin_site.alias]
+        try:
+            selected = [column_value(self.opts.pk, pk, connection) for pk in request.POST.getlist("export_items")]
+        except ValueError:
+            raise BadRequest("The selected rows are not rows of this list: select them on the list.") from None
         return self.get_queryset(request).filter(pk__in=selected).values_list("pk", flat=True)
 
     def response_change(self, request, obj):
