@@ -78,3 +78,17 @@ def test_a_date_hierarchy_of_32_years_is_a_select_that_goes_to_the_year(root_cli
     listed = root_client.get(admin_url("legacy", Custmast, "changelist") + link).context["cl"].result_list
     assert listed and {row.opened.year for row in listed} == {last}
     assert all(isinstance(row.opened, datetime.date) for row in listed)
+
+
+COUNTRIES = ["AT", "BE", "CH", "CZ", "DE", "DK", "ES", "FI", "FR", "GB", "IE", "IT", "NL", "NO", "PL", "PT", "SE"]
+
+
+def test_a_plain_list_filter_of_17_countries_is_a_select_too(root_client):
+    """``list_filter = ["country"]`` (a field name, no filter class) gets the select as the city filter does."""
+    for i, country in enumerate(COUNTRIES):
+        Customer(name=f"Person {i}", email=f"c{i}@example.com", country=country).save(using="customers")
+    response = root_client.get(url())
+    options = dict((label, value) for value, label in select_options(response.content, "filter-select"))
+    assert set(COUNTRIES) <= set(options)
+    chosen = root_client.get(url() + options["FI"])
+    assert [c.country for c in chosen.context["cl"].result_list] == ["FI"]

@@ -155,6 +155,8 @@ def bound_field_list_filter(field, request, params, model, model_admin, field_pa
         spec = filters.FieldListFilter.create(field, request, params, model, model_admin, field_path=field_path)
     if isinstance(spec, filters.AllValuesFieldListFilter):
         spec.lookup_choices = spec.lookup_choices.using(alias)
+    if spec.template == "admin/filter.html":
+        spec.template = SELECT_TEMPLATE  # links up to 15 values, one select beyond (countries, tags)
     return spec
 
 
