@@ -10,6 +10,7 @@ wrote), so they use transactional test databases.
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -261,6 +262,22 @@ def test_cancelling_a_queued_or_previewed_transfer_ends_it_and_removes_the_uploa
     assert job.status == "cancelled"
     assert counts()["customers"] == 0
     assert not any(upload_dir().iterdir())
+
+
+def test_an_import_that_ended_without_writing_does_not_show_the_previews_counts_as_its_outcome(root_client):
+    """A cancelled (or failed) confirm keeps the preview's report: the page says it is the preview's, none written."""
+    location = upload(root_client, "customers", customers_csv(12))["Location"]
+    run_worker()  # the preview
+    job = BackgroundTransfer.objects.get()
+    root_client.post(admin_url("customers", Customer, "transfer_confirm", job.pk))
+    root_client.post(admin_url("customers", Customer, "transfer_cancel", job.pk))  # still queued: ends at once
+    page = root_client.get(location)
+    assert (page.context["job"].stage, page.context["job"].status) == ("import", "cancelled")
+    totals = re.search(rb'<p id="import-totals">(.*?)</p>', page.content, re.S).group(1)
+    text = b" ".join(re.sub(rb"<[^>]+>", b"", totals).split())
+    assert text.startswith(b"The preview counted, for database customers: 12 new"), text
+    assert text.endswith(b"None of it was written."), text
+    assert counts()["customers"] == 0
 
 
 @pytest.mark.skipif(
