@@ -98,6 +98,17 @@ class Timings(dict):
     def line(self):
         return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.items())
 
+    def shown_in(self, other, prefix=""):
+        """Copy every timing into ``other`` (a dict), now and whenever one is recorded later."""
+        self._mirrors = [*getattr(self, "_mirrors", []), (other, prefix)]
+        for name, seconds in self.items():
+            other[prefix + name] = seconds
+
+    def __setitem__(self, name, seconds):
+        super().__setitem__(name, seconds)
+        for other, prefix in getattr(self, "_mirrors", []):
+            other[prefix + name] = seconds
+
 
 # -- MariaDB ---------------------------------------------------------------------------------------------------------
 
@@ -400,13 +411,14 @@ class Balancer:
     def access_log(self):
         return self.prefix / "access.log"
 
-    def upstreams_seen(self):
-        """``host:port`` of every upstream nginx tried, one list per logged request, in order."""
-        seen = []
+    def log_entries(self):
+        """(request line, [``host:port`` of every upstream nginx tried]) per logged request, in order."""
+        entries = []
         for line in self.access_log.read_text().splitlines():
+            request = line.split('"', 2)[1]
             field = line.split(" upstream=", 1)[1].split(" ", 1)[0]
-            seen.append([] if field == "-" else [part.strip() for part in field.split(",")])
-        return seen
+            entries.append((request, [] if field == "-" else [part.strip() for part in field.split(",")]))
+        return entries
 
     def write_config(self):
         user, group = daemon_account()
@@ -581,7 +593,7 @@ class Rig:
         pair_started.join()
         if self._pair_error is not None:
             raise self._pair_error
-        self.timings.update(self.pair.timings)
+        self.pair.timings.shown_in(self.timings)  # and the replica restarts to come
         for name in ("imports", "exports", *(f"var-{index}" for index in range(self.host_count))):
             (self.work / name).mkdir()
             self.runtime.give(self.work / name, 0o700)
