@@ -15,6 +15,21 @@ Everything is started here, under one temporary directory, and stopped again (``
   as the e2e tests seed them; ``replicas=True`` also gives every host ``CONSOLE_DB_<ALIAS>_REPLICAS``.
 
 Starting and stopping each piece is timed in ``timings`` (seconds).
+
+Use from an e2e test module (tests/e2e/test_scaleout_rig.py does the same, with skips for missing pieces)::
+
+    @pytest.fixture(scope="module")
+    def rig():
+        with Rig(prefix="replicas", replicas=True) as rig:  # the hosts get CONSOLE_DB_<ALIAS>_REPLICAS
+            yield rig
+
+    def test_saved_value_is_seen_at_once(rig):
+        client = rig.admin()                   # logged in through the balancer (second factor answered)
+        rig.pair.stop_sql_thread()             # the replica lags from now on
+        page = client.get("/customers/customers/customer/")
+        host = rig.host(page.headers["X-Upstream"].split(",")[-1].strip())
+        rig.kill_host(host)                    # SIGKILL; rig.restart_host(host) brings it back
+        rig.pair.kill_replica(); rig.pair.start_replica(); rig.pair.wait_caught_up(30)
 """
 
 import atexit
@@ -94,9 +109,6 @@ class Timings(dict):
             yield
         finally:
             self[name] = round(time.monotonic() - started, 2)
-
-    def line(self):
-        return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.items())
 
     def shown_in(self, other, prefix=""):
         """Copy every timing into ``other`` (a dict), now and whenever one is recorded later."""
