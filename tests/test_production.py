@@ -233,6 +233,23 @@ def test_apache_and_uwsgi_load_the_same_entry_and_environment_file():
         assert ENV_FILE in text
 
 
+def test_the_uwsgi_site_values_are_written_out_in_full():
+    """uWSGI does not expand ``%(...)`` inside ``set-placeholder``: a nested value reaches Python verbatim.
+
+    Seen on Debian 12 with uWSGI 2.0.31: ``console_venv=%(console_home)/.venv`` made every worker die with
+    "Python Home is not a directory: %(console_home)/.venv".
+    """
+    ini = (DEPLOY / "uwsgi" / "data-console.ini").read_text(encoding="utf-8")
+    placeholders = dict(
+        line.split("=", 1)[1].strip().split("=", 1) for line in ini.splitlines() if line.startswith("set-placeholder")
+    )
+    assert set(placeholders) == {"console_home", "console_venv"}
+    assert not [value for value in placeholders.values() if "%(" in value]
+    unit = (DEPLOY / "uwsgi" / "data-console-uwsgi.service").read_text(encoding="utf-8")
+    [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert exec_start == f"ExecStart={placeholders['console_venv']}/bin/uwsgi --ini /etc/data-console/uwsgi.ini"
+
+
 # --- Apache ------------------------------------------------------------------------------------------------
 
 APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin")
