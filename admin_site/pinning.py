@@ -99,6 +99,10 @@ def read_database(alias):
     reads = _reads.get()
     if reads is None or not reads.allowed or connections[alias].in_atomic_block:
         return alias
+    if alias != _pinned.get():
+        # Only the panel's own data: the console's tables it reads on the way (sessions, users, permissions,
+        # history on `users`) come from the primary, so a revoked permission is never read from a lagging copy.
+        return alias
     return reads.database(alias)
 
 

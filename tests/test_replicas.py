@@ -235,3 +235,22 @@ def test_a_list_with_editable_rows_is_a_form_and_reads_the_primary(root_client, 
     with capture_queries([REPLICA]) as log:
         assert root_client.get(admin_url("customers", Customer, "changelist")).status_code == 200
     assert log.on(REPLICA)
+
+
+def test_a_panel_reads_only_its_own_replica_never_the_console_tables_replica(settings):
+    """On the customers panel, sessions, users and permissions (on ``users``) come from users' primary, even
+    when users has a replica too: a revoked permission is never read from a lagging copy."""
+    from admin_site.pinning import read_database, reading_replicas, using_database
+
+    settings.CONSOLE_REPLICAS = {"customers": ["customers__replica1"], "users": ["users__replica1"]}
+    for alias in settings.CONSOLE_REPLICAS:
+        replicas.remember(replica_alias(alias, 1), replicas.Health(True, 0.0, ""))
+    try:
+        with using_database("customers"), reading_replicas():
+            assert read_database("customers") == "customers__replica1"
+            assert read_database("users") == "users"
+        with using_database("users"), reading_replicas():
+            assert read_database("users") == "users__replica1"
+    finally:
+        for alias in settings.CONSOLE_REPLICAS:
+            cache.delete(replicas.health_key(replica_alias(alias, 1)))
