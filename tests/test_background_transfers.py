@@ -7,6 +7,7 @@ subprocess.  These tests commit (the worker's threads read what the request
 wrote), so they use transactional test databases.
 """
 
+import datetime
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 
 from admin_site.models import BackgroundTransfer, TransferRecord
@@ -324,6 +326,21 @@ def test_a_stale_running_transfer_is_failed_only_after_the_timeout(root_client, 
     assert root_client.get(admin_url("customers", Customer, "transfer", job.pk)).context["job"].status == "running"
     settings.CONSOLE_TRANSFER_HEARTBEAT_TIMEOUT = 0
     assert root_client.get(admin_url("customers", Customer, "transfer", job.pk)).context["job"].status == "failed"
+
+
+def test_a_running_transfer_whose_worker_went_silent_says_so_instead_of_a_frozen_time_left(root_client, settings):
+    job = job_of(upload(root_client, "customers", customers_csv(12)))
+    settings.CONSOLE_TRANSFER_HEARTBEAT_TIMEOUT = 3600
+    now = timezone.now()
+    BackgroundTransfer.objects.filter(pk=job.pk).update(
+        status="running", started_at=now - datetime.timedelta(seconds=10), heartbeat_at=now, rows_done=5, rows_total=12
+    )
+    page = root_client.get(admin_url("customers", Customer, "transfer", job.pk)).content.decode()
+    assert 'id="transfer-eta"' in page and "not been heard from" not in page
+    BackgroundTransfer.objects.filter(pk=job.pk).update(heartbeat_at=now - datetime.timedelta(seconds=30))
+    page = root_client.get(admin_url("customers", Customer, "transfer", job.pk)).content.decode()
+    assert 'id="transfer-eta"' not in page
+    assert "The worker has not been heard from for 30 seconds" in page and "after 3600 seconds" in page
 
 
 # -- exports ----------------------------------------------------------------------------------

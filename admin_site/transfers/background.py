@@ -175,9 +175,24 @@ def rate_and_eta(job):
     return rate, left
 
 
+#: Seconds without a heartbeat after which the progress page says the worker is silent (it beats every second).
+SILENT_AFTER = 10
+
+
+def silent_for(job):
+    """Seconds since a running transfer's worker was last heard from, when that is long enough to say so."""
+    if job.status != Status.RUNNING or job.heartbeat_at is None:
+        return None
+    silent = (timezone.now() - job.heartbeat_at).total_seconds()
+    return round(silent) if silent >= SILENT_AFTER else None
+
+
 def progress_view(admin, request, pk):
     job = visible_transfer(admin, request, pk)
     rate, left = rate_and_eta(job)
+    silent = silent_for(job)
+    if silent is not None:
+        left = None  # a time left computed from a worker that may be dead would only mislead
     percent = min(100, round(100 * job.rows_done / job.rows_total)) if job.rows_total else None
     download = job.stage == BackgroundTransfer.Stage.EXPORT and job.status == Status.DONE
     context = {
@@ -189,6 +204,8 @@ def progress_view(admin, request, pk):
         "percent": percent,
         "rate": rate,
         "eta": datetime.timedelta(seconds=round(left)) if left is not None else None,
+        "silent": silent,
+        "heartbeat_timeout": settings.CONSOLE_TRANSFER_HEARTBEAT_TIMEOUT,
         "download_url": transfer_url(admin, job, "_download") if download else None,
         "cancel_url": transfer_url(admin, job, "_cancel"),
         "confirm_url": transfer_url(admin, job, "_confirm"),
