@@ -94,6 +94,13 @@ class Client:
         data.update(fields or {})
         return self.post(path, data, files)
 
+    def preview_import(self, changelist, name, content):
+        """Upload ``content`` as a CSV file called ``name`` on ``changelist``'s import form: the preview page."""
+        form = self.get(changelist + "import/")
+        assert form.status == 200, form.status
+        fields = {"format": form.option("format", "csv")}
+        return self.submit(form, changelist + "import/", fields, files={"import_file": (name, content)})
+
     def login(self, panel, username, password):
         """Log in on ``panel``; when the panel then asks for a code, answer it.
 

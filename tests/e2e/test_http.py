@@ -92,14 +92,7 @@ def test_import_preview_and_confirm_in_different_daemon_processes(console):
     seen = set()
     for attempt in range(1, 31):
         tag = uuid.uuid4().hex[:8]
-        form = client.get(CUSTOMERS + "import/")
-        assert form.status == 200
-        preview = client.submit(
-            form,
-            CUSTOMERS + "import/",
-            {"format": form.option("format", "csv")},
-            files={"import_file": (f"e2e-{tag}.csv", customers_csv(tag))},
-        )
+        preview = client.preview_import(CUSTOMERS, f"e2e-{tag}.csv", customers_csv(tag))
         assert preview.status == 200 and "3 new" in preview.text, preview.text[-2000:]
         assert not console.rows("customers", "SELECT id FROM customers_customer WHERE email LIKE %s", f"e2e-{tag}-%")
         confirm = client.submit(preview, CUSTOMERS + "process_import/", form_id=None)
@@ -199,25 +192,18 @@ def test_fifty_keep_alive_sessions_are_all_served(console):
     assert min(r[2] for r in results) >= 3, sorted(r[2] for r in results)[:5]
 
 
-def upload(client, name, content):
-    """Post ``content`` as a CSV file to the customers' import form."""
-    form = client.get(CUSTOMERS + "import/")
-    fields = {"format": form.option("format", "csv")}
-    return client.submit(form, CUSTOMERS + "import/", fields, files={"import_file": (name, content)})
-
-
 def test_a_file_just_over_the_import_limit_gets_the_consoles_message(console):
     """Apache's body limit leaves room for the form around the file: the console refuses it, in its own words."""
     limit = import_max_bytes(console.server.env)
     head = customers_csv("big", 1)
-    page = upload(console.admin(), "big.csv", head + b"x" * (limit + 1 - len(head)))
+    page = console.admin().preview_import(CUSTOMERS, "big.csv", head + b"x" * (limit + 1 - len(head)))
     assert page.status == 200, (page.status, page.text[-1000:])
     assert f"the limit is {limit / 1_048_576:.0f} MB" in page.text
 
 
 def test_a_body_far_over_the_limit_gets_a_console_page_not_apaches(console):
     limit = import_max_bytes(console.server.env)
-    page = upload(console.admin(), "huge.csv", b"x" * (limit + 20 * 1_048_576))
+    page = console.admin().preview_import(CUSTOMERS, "huge.csv", b"x" * (limit + 20 * 1_048_576))
     assert page.status == 413
     assert "Data Console" in page.text and "too large" in page.text
     assert "Request Entity Too Large" not in page.text

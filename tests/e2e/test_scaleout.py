@@ -120,14 +120,7 @@ def test_an_import_previewed_on_one_host_is_confirmed_on_the_other(rig):
     client = rig.admin()
     for _attempt in range(10):
         tag = uuid.uuid4().hex[:8]
-        form = client.get(CUSTOMERS + "import/")
-        assert form.status == 200
-        preview = client.submit(
-            form,
-            CUSTOMERS + "import/",
-            {"format": form.option("format", "csv")},
-            files={"import_file": (f"rig-{tag}.csv", customers_csv(tag))},
-        )
+        preview = client.preview_import(CUSTOMERS, f"rig-{tag}.csv", customers_csv(tag))
         assert preview.status == 200 and "3 new" in preview.text, preview.text[-2000:]
         confirm = client.submit(preview, CUSTOMERS + "process_import/", form_id=None)
         assert confirm.status == 302, confirm.text[-2000:]
@@ -303,9 +296,7 @@ def test_no_write_statement_reaches_the_replica(rig):
         pk, _name = a_customer(rig)
         change_name(client, pk, f"Written {uuid.uuid4().hex[:6]}")
         tag = uuid.uuid4().hex[:8]
-        form = client.get(CUSTOMERS + "import/")
-        preview = client.submit(form, CUSTOMERS + "import/", {"format": form.option("format", "csv")},
-                                files={"import_file": (f"w-{tag}.csv", customers_csv(tag))})  # fmt: skip
+        preview = client.preview_import(CUSTOMERS, f"w-{tag}.csv", customers_csv(tag))
         assert client.submit(preview, CUSTOMERS + "process_import/", form_id=None).status == 302
         query = "SELECT id FROM customers_customer WHERE email = %s"
         ((victim,),) = rig.rows("customers", query, f"rig-{tag}-0@example.com")
