@@ -90,6 +90,17 @@ class TransferRecord(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} of {self.model} on {self.database} by {self.username} ({self.outcome})"
 
+    def outcome_summary(self):
+        """The outcome in words for this record's kind, with the start of its message when it did not succeed."""
+        if self.outcome == self.Outcome.FAILED:
+            text = "Failed, nothing written" if self.kind == self.Kind.IMPORT else "Stopped short"
+        else:
+            text = self.get_outcome_display()
+        if self.outcome != self.Outcome.SUCCESS and self.message:
+            first = self.message.splitlines()[0]
+            text += f": {first[:80]}{'…' if len(first) > 80 else ''}"
+        return text
+
 
 class BackgroundTransfer(models.Model):
     """A big import (preview, then confirm) or export that a worker runs, and what its progress page shows.

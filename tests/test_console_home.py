@@ -445,3 +445,15 @@ def test_other_panel_pages_start_their_breadcrumbs_at_the_console_too(root_clien
         panel = url.split("/")[1]
         title = all_sites()[panel].title
         assert breadcrumbs(page)[1] == f"Console › {title}{rest}", url
+
+
+def test_a_transfer_that_did_not_succeed_says_what_happened_for_its_kind(root_client):
+    now = timezone.now()
+    cancelled = record_import("customers", now)
+    TransferRecord.objects.filter(pk=cancelled.pk).update(outcome="failed", message="Cancelled by root.\nRolled back.")
+    cut = record_import("customers", now - datetime.timedelta(minutes=1))
+    TransferRecord.objects.filter(pk=cut.pk).update(kind="export", outcome="failed", message="")
+    ours = card(root_client.get("/").content.decode(), "customers")
+    assert "Failed, nothing written: Cancelled by root." in ours and "Rolled back" not in ours
+    assert "Stopped short," in ours
+    assert "an import wrote nothing; an export stopped short" not in ours
