@@ -254,3 +254,21 @@ def test_a_panel_reads_only_its_own_replica_never_the_console_tables_replica(set
     finally:
         for alias in settings.CONSOLE_REPLICAS:
             cache.delete(replicas.health_key(replica_alias(alias, 1)))
+
+
+def test_replica_urls_become_read_only_aliases_and_a_non_mysql_url_is_refused():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from admin_site.conf import replica_settings, replicas_var
+
+    databases = {}
+    panels = {"customers": {}, "legacy": {}}
+    urls = "mysql://u:p@10.0.0.21:3306/console_customers   mysql://u:p@10.0.0.22:3306/console_customers"
+    found = replica_settings(panels, databases, {replicas_var("customers"): urls})
+    assert found == {"customers": ["customers__replica1", "customers__replica2"]}
+    second = databases["customers__replica2"]
+    assert second["HOST"] == "10.0.0.22" and second["NAME"] == "console_customers"
+    assert second["OPTIONS"]["init_command"].endswith("SESSION tx_read_only = 1")
+    assert second["TEST"]["MIRROR"] == "customers"  # a test run never creates a database on a replica
+    with pytest.raises(ImproperlyConfigured, match="CONSOLE_DB_LEGACY_REPLICAS: entry 1 is not a MySQL"):
+        replica_settings(panels, {}, {replicas_var("legacy"): "sqlite:////tmp/replica.sqlite3"})
