@@ -18,7 +18,7 @@ from django.db import connections
 from django.utils.translation import gettext_lazy as _
 
 from admin_site.changelists.values import column_value
-from admin_site.pinning import using_database
+from admin_site.pinning import read_database, using_database
 
 #: Django's list of links, or one select when there are more than 15 values (cities, tags).
 SELECT_TEMPLATE = "admin/filter_select.html"
@@ -51,7 +51,7 @@ class DatabaseAllValuesFieldListFilter(filters.AllValuesFieldListFilter):
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
-        self.lookup_choices = self.lookup_choices.using(model_admin.admin_site.alias)
+        self.lookup_choices = self.lookup_choices.using(read_database(model_admin.admin_site.alias))
 
 
 class RelatedIdFieldListFilter(filters.FieldListFilter):
@@ -94,7 +94,8 @@ class RelatedIdFieldListFilter(filters.FieldListFilter):
             return None
         try:
             column_value(self.target_field, self.lookup_value, connections[self.alias])
-            row = self.related_model._default_manager.using(self.alias).filter(pk=self.lookup_value).first()
+            manager = self.related_model._default_manager.using(read_database(self.alias))
+            row = manager.filter(pk=self.lookup_value).first()
         except (ValueError, TypeError, ValidationError):
             row = None
         return row if row is not None else self.lookup_value
@@ -130,7 +131,7 @@ class ColumnValuesFieldListFilter(filters.AllValuesFieldListFilter):
         super().__init__(field, request, params, model, model_admin, field_path)
         parent_model = get_fields_from_path(model, field_path)[-1].model._meta.concrete_model
         self.lookup_choices = (
-            parent_model._base_manager.using(model_admin.admin_site.alias)
+            parent_model._base_manager.using(read_database(model_admin.admin_site.alias))
             .distinct()
             .order_by(field.name)
             .values_list(field.name, flat=True)
@@ -154,7 +155,7 @@ def bound_field_list_filter(field, request, params, model, model_admin, field_pa
     with using_database(alias):
         spec = filters.FieldListFilter.create(field, request, params, model, model_admin, field_path=field_path)
     if isinstance(spec, filters.AllValuesFieldListFilter):
-        spec.lookup_choices = spec.lookup_choices.using(alias)
+        spec.lookup_choices = spec.lookup_choices.using(read_database(alias))
     if spec.template == "admin/filter.html":
         spec.template = SELECT_TEMPLATE  # links up to 15 values, one select beyond (countries, tags)
     return spec
