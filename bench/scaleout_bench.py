@@ -3,8 +3,9 @@
 Usage (mariadb-server's programs, nginx, and Apache's development files for mod_wsgi installed; Redis on 6379;
 the machine's MariaDB on 3306 is not used)::
 
-    .venv/bin/python bench/scaleout_bench.py                       # about 3 minutes: 5,000 customers, 20 s each
-    .venv/bin/python bench/scaleout_bench.py --customers 100000    # a bigger table (loading adds about a minute)
+    .venv/bin/python bench/scaleout_bench.py                       # about 90 s: 5,000 customers, 20 s each
+    .venv/bin/python bench/scaleout_bench.py --control             # and C (below): about 130 s
+    .venv/bin/python bench/scaleout_bench.py --customers 100000    # a bigger table (about 20 s more per rig)
     .venv/bin/python bench/scaleout_bench.py --quick               # a smoke run, under a minute (CI-style)
 
 One run builds two rigs (``tests/cluster.py``), one after the other, with the same data:
