@@ -176,7 +176,11 @@ class MariaDBServer:
             try:
                 self.connect(connect_timeout=1).close()
                 return
-            except pymysql.err.OperationalError:
+            except Exception as error:
+                # By name: once Django's MySQL backend has loaded PyMySQL as MySQLdb, the class raised may be another
+                # module object's OperationalError than ``pymysql.err.OperationalError`` (admin_site.outages).
+                if type(error).__name__ != "OperationalError":
+                    raise
                 time.sleep(0.1)
         raise RigError(f"mariadbd ({self.name}) not answering after {timeout}s\n{_tail(self.log)}")
 
