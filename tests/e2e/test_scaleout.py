@@ -10,14 +10,16 @@ replica, no write statement reaches the replica, a killed replica costs no reque
 one is used again once healthy.  Which server answered a list is read off the servers' own statement counters.
 """
 
+import re
 import shutil
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
 import pytest
 
-from admin_site.express import Unavailable
+from admin_site.express import Unavailable, start_worker, stop_worker
 from tests.cluster import INSTALL_DB, MARIADBD, NGINX, Rig
 from tests.e2e.conftest import TIMINGS, missing
 from tests.utils import WRITE
@@ -33,7 +35,9 @@ def rig(request):
     if not shutil.which(INSTALL_DB):
         missing(f"{INSTALL_DB} not found (apt-get install mariadb-server)")
     # A replica's health is checked at most every 2 s here (5 s by default), so a restarted one is back soon.
-    rig = Rig(prefix="rig", replicas=True, extra_env={"CONSOLE_REPLICA_HEALTH_SECONDS": "2"})
+    # Imports of more than 100 rows go to the background worker (the other tests' files have 3).
+    env = {"CONSOLE_REPLICA_HEALTH_SECONDS": "2", "CONSOLE_BACKGROUND_IMPORT_ROWS": "100"}
+    rig = Rig(prefix="rig", replicas=True, extra_env=env)
     started = time.monotonic()
     try:
         rig.start()
@@ -132,6 +136,44 @@ def test_an_import_previewed_on_one_host_is_confirmed_on_the_other(rig):
         e for (e,) in rig.rows("customers", "SELECT email FROM customers_customer WHERE email LIKE %s", f"rig-{tag}-%")
     }
     assert emails == {f"rig-{tag}-{i}@example.com" for i in range(3)}
+
+
+def test_a_background_import_runs_on_one_hosts_worker_and_is_followed_and_confirmed_through_both_hosts(rig):
+    """The queue is in the users database and the upload in the shared directory: host A's worker takes the job
+    whichever host queued it, and its progress page, confirm and result answer from either host."""
+    worker = start_worker(rig.runtime.python, rig.runtime.code, rig.host_env(0), rig.runtime.user)
+    try:
+        client = rig.admin()
+        tag = uuid.uuid4().hex[:8]
+        queued = client.preview_import(CUSTOMERS, f"bg-{tag}.csv", customers_csv(tag, rows=150))
+        assert queued.status == 302 and f"{CUSTOMERS}transfers/" in queued.location, queued.text[-1000:]
+        progress = urllib.parse.urlsplit(queued.location).path
+        answered = set()
+
+        def follow(until):
+            deadline = time.monotonic() + 120
+            while True:
+                page = client.get(progress)
+                assert page.status == 200, (page.status, page.location)
+                answered.add(upstream(page))
+                status = re.search(r'data-status="(\w+)"', page.text).group(1)
+                if status in until:
+                    return status, page
+                assert time.monotonic() < deadline, f"the transfer is still {status}"
+                time.sleep(0.3)
+
+        status, page = follow({"previewed", "rejected", "failed"})
+        assert status == "previewed" and "150 new" in page.text, page.text[-2000:]
+        assert client.submit(page, progress + "confirm/").status == 302
+        status, page = follow({"done", "failed", "cancelled"})
+        assert status == "done", page.text[-2000:]
+        query = "SELECT COUNT(*) FROM customers_customer WHERE email LIKE %s"
+        assert rig.rows("customers", query, f"rig-{tag}-%") == ((150,),)
+        for _ in range(2):  # round-robin: the finished page from each host, whichever served the steps above
+            assert follow({"done"})[0] == "done"
+        assert answered == {host.upstream for host in rig.hosts}, answered
+    finally:
+        stop_worker(worker)
 
 
 def test_a_killed_host_leaves_the_user_on_the_other_with_the_session(rig):
