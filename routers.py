@@ -43,8 +43,10 @@ class PanelRouter:
         if pinned in aliases:
             return pinned
         instance = hints.get("instance")
-        if instance is not None and primary_of(instance._state.db) in aliases:
-            return primary_of(instance._state.db)  # a row read from a replica is written to its primary
+        if instance is not None:
+            home = primary_of(instance._state.db)  # a row read from a replica is written to its primary
+            if home in aliases:
+                return home
         return aliases[0]
 
     def db_for_read(self, model, **hints):

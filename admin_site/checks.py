@@ -11,6 +11,7 @@ from django.db import DatabaseError, connections
 from django.db.utils import load_backend
 
 from admin_site.conf import LOCAL_HOSTS, panel_apps
+from admin_site.replicas import configured as configured_replicas
 
 
 @checks.register
@@ -147,7 +148,7 @@ def check_connection_budget(app_configs=None, databases=None, **kwargs):
     """
     if not databases:
         return []
-    replicas = getattr(settings, "CONSOLE_REPLICAS", {})
+    replicas = configured_replicas()
     asked = set()
     for alias in databases:
         asked |= {alias, *replicas.get(alias, ())}

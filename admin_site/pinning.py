@@ -57,7 +57,7 @@ class Reads:
         from admin_site import replicas
 
         if alias not in self.chosen:
-            self.chosen[alias] = replicas.choose(alias, self.session) if replicas.replicas_of(alias) else alias
+            self.chosen[alias] = replicas.choose(alias, self.session)  # alias itself when it has no replica
         return self.chosen[alias]
 
     def replica_that_raised(self, error):
@@ -97,11 +97,9 @@ def _reading(reads):
 def read_database(alias):
     """Where a read of ``alias``'s data goes now: a replica when the running view allows it, else ``alias``."""
     reads = _reads.get()
-    if reads is None or not reads.allowed or connections[alias].in_atomic_block:
-        return alias
-    if alias != _pinned.get():
-        # Only the panel's own data: the console's tables it reads on the way (sessions, users, permissions,
-        # history on `users`) come from the primary, so a revoked permission is never read from a lagging copy.
+    # Only the panel's own data: the console's tables it reads on the way (sessions, users, permissions,
+    # history on `users`) come from the primary, so a revoked permission is never read from a lagging copy.
+    if reads is None or not reads.allowed or alias != _pinned.get() or connections[alias].in_atomic_block:
         return alias
     return reads.database(alias)
 

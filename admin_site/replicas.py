@@ -28,14 +28,19 @@ SESSION_KEY = "console_replica_positions"
 READING = ("SELECT", "SHOW", "SET", "SAVEPOINT", "RELEASE", "ROLLBACK", "EXPLAIN", "DESCRIBE")
 
 
+def configured():
+    """Panel alias -> its replica aliases (``settings.CONSOLE_REPLICAS``; none in a settings module without it)."""
+    return getattr(settings, "CONSOLE_REPLICAS", {})
+
+
 def replicas_of(alias):
     """The replica aliases of panel ``alias``, in configuration order."""
-    return tuple(getattr(settings, "CONSOLE_REPLICAS", {}).get(alias, ()))
+    return tuple(configured().get(alias, ()))
 
 
 def primary_of(alias):
     """The panel alias a replica alias copies; any other alias is its own primary."""
-    for primary, replicas in getattr(settings, "CONSOLE_REPLICAS", {}).items():
+    for primary, replicas in configured().items():
         if alias in replicas:
             return primary
     return alias
@@ -176,8 +181,8 @@ def as_session(positions):
 @contextlib.contextmanager
 def remembering_writes(session):
     """Note which panels with replicas the block writes to; then keep each one's GTID position in ``session``."""
-    primaries = [alias for alias in getattr(settings, "CONSOLE_REPLICAS", {}) if replicas_of(alias)]
-    if session is None or not primaries:
+    primaries = [alias for alias, replicas in configured().items() if replicas] if session is not None else []
+    if not primaries:
         yield
         return
     written = set()
