@@ -160,6 +160,19 @@ def resource(job, classes):
     return classes(admin)[index](**admin.get_resource_kwargs(None))
 
 
+def import_rows(job, beat, rows, **options):
+    """``run_import`` of the job's file by its owner, through the model admin's import resource, beating per chunk."""
+    return run_import(
+        resource(job, lambda admin: admin.get_import_resource_classes(None)),
+        rows,
+        user=job.owner,
+        file_name=job.file_name,
+        file_format=job.file_format,
+        on_chunk=beat.on_chunk,
+        **options,
+    )
+
+
 def preview(job, beat):
     """The import's dry run: counts and problems into ``report``; the preview's row states beside the upload."""
     storage = SharedUploadStorage(name=job.stored_name, owner=job.owner_id)
@@ -169,16 +182,7 @@ def preview(job, beat):
         except FileFormatError as exc:
             problem = {"row": None, "column": None, "value": None, "message": str(exc)}
             return Status.REJECTED, {"report": {"problems": [problem]}}
-        summary = run_import(
-            resource(job, lambda admin: admin.get_import_resource_classes(None)),
-            rows,
-            dry_run=True,
-            user=job.owner,
-            file_name=job.file_name,
-            file_format=job.file_format,
-            keep_rows=0,
-            on_chunk=beat.on_chunk,
-        )
+        summary = import_rows(job, beat, rows, dry_run=True, keep_rows=0)
     report = summary_report(summary)
     if summary.problems:
         return Status.REJECTED, {"report": report, "rows_total": summary.total_rows}
@@ -194,16 +198,7 @@ def confirm(job, beat):
         row_states = RowStates.load(storage.path())
         if row_states is None:
             return Status.REJECTED, {"message": "This upload was not previewed: upload it again."}
-        summary = run_import(
-            resource(job, lambda admin: admin.get_import_resource_classes(None)),
-            rows,
-            dry_run=False,
-            user=job.owner,
-            file_name=job.file_name,
-            file_format=job.file_format,
-            row_states=row_states,
-            on_chunk=beat.on_chunk,
-        )
+        summary = import_rows(job, beat, rows, dry_run=False, row_states=row_states)
     report = summary_report(summary)
     return (Status.REJECTED if summary.problems else Status.DONE), {"report": report}
 
